@@ -1,0 +1,217 @@
+"""The ``crmflow`` command line.
+
+The engine's commands live here; the domain and the web UI add theirs through the
+``crmflow.commands`` entry-point group, so the engine never imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+
+from engine.errors import CrmflowError
+from engine.runtime import Engine
+from engine.validation import BpmnValidationError
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/crmflow.db"
+
+
+def database_url() -> str:
+    return os.environ.get("CRMFLOW_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def open_engine() -> Engine:
+    url = database_url()
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Engine(url)
+
+
+pass_engine = click.make_pass_decorator(Engine)
+
+
+class CrmflowGroup(click.Group):
+    """Turns the engine's deliberate errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BpmnValidationError as error:
+            for problem in error.problems:
+                click.echo(str(problem), err=True)
+            ctx.exit(1)
+        except (CrmflowError, ValueError) as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=CrmflowGroup)
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """crmflow: sales and claims processes on BPMN.
+
+    The database comes from CRMFLOW_DATABASE_URL (default: a SQLite file under ./instance/).
+    """
+    ctx.obj = ctx.with_resource(_closing(open_engine))
+
+
+class _closing:
+    def __init__(self, factory):
+        self.factory = factory
+
+    def __enter__(self) -> Engine:
+        self.engine = self.factory()
+        return self.engine
+
+    def __exit__(self, *exc_info) -> None:
+        self.engine.dispose()
+
+
+@cli.command("init-db")
+@pass_engine
+def init_db(engine: Engine) -> None:
+    """Create the database schema, or upgrade it to this version."""
+    engine.init_db()
+    click.echo(f"Database ready: {engine.db.url.render_as_string(hide_password=True)}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@pass_engine
+def validate(engine: Engine, paths: tuple[Path, ...]) -> None:
+    """Check BPMN/DMN files (or directories of them) without deploying. Exit 1 on errors."""
+    problems = engine.validate(paths)
+    for problem in problems:
+        click.echo(str(problem), err=problem.severity == "error")
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        click.echo(f"{len(errors)} error(s).", err=True)
+        sys.exit(1)
+    click.echo("OK: no errors." + (f" {len(problems)} warning(s)." if problems else ""))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--by", "deployed_by", help="Who deploys (recorded with the version).")
+@pass_engine
+def deploy(engine: Engine, paths: tuple[Path, ...], deployed_by: str | None) -> None:
+    """Deploy the executable processes of BPMN/DMN files; changed content becomes a new version."""
+    for result in engine.deploy(paths, deployed_by=deployed_by):
+        state = "deployed" if result.created else "unchanged"
+        click.echo(f"{result.key}: version {result.version} ({state})")
+
+
+@cli.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--name", "display_name", help="Full name shown in the UI.")
+@click.option("--email")
+@click.option("--role", "roles", multiple=True, default=["employee"], show_default=True,
+              type=click.Choice(["employee", "manager", "designer", "admin"]))
+@click.option("--group", "groups", multiple=True, help="Group (department, team) to join; created if missing.")
+@click.option("--manager", help="Username of the user's manager.")
+@pass_engine
+def users_add(engine: Engine, username: str, display_name, email, roles, groups, manager) -> None:
+    """Add a user."""
+    known = {group.name for group in engine.groups()}
+    for group in groups:
+        if group not in known:
+            engine.add_group(group)
+    user = engine.add_user(username, display_name, email=email, roles=list(roles), groups=list(groups),
+                           manager=manager)
+    click.echo(f"Added {user.username} ({', '.join(sorted(user.role_set))}).")
+
+
+@users.command("list")
+@pass_engine
+def users_list(engine: Engine) -> None:
+    """List users with their roles and groups."""
+    for user in engine.users():
+        groups = ", ".join(sorted(g.name for g in user.groups)) or "-"
+        click.echo(f"{user.username:20} {user.display_name:30} {','.join(sorted(user.role_set)):24} {groups}")
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--data", default="{}", help="Start variables as a JSON object.")
+@click.option("--by", "started_by", help="Username of who starts it.")
+@click.option("--business-key", help="Your reference for the instance (deal or claim number).")
+@pass_engine
+def start(engine: Engine, key: str, data: str, started_by, business_key) -> None:
+    """Start an instance of the latest version of process KEY."""
+    instance = engine.start(key, _json_object(data), started_by=started_by, business_key=business_key)
+    click.echo(f"Started instance {instance.id} of {key} (status {instance.status}).")
+    for item in engine.work_items(instance_id=instance.id):
+        click.echo(f"  work item {item.id}: {item.name} -> {_owner(item)}")
+
+
+@cli.command()
+@click.option("--user", help="Only the items of this user: assigned to them, and their queue.")
+@click.option("--all", "show_all", is_flag=True, help="Completed and cancelled items too.")
+@pass_engine
+def tasks(engine: Engine, user: str | None, show_all: bool) -> None:
+    """List open work items, soonest deadline first."""
+    status = None if show_all else "open"
+    if user:
+        items = engine.work_items(assignee=user, status=status) + engine.work_items(queue_of=user, status=status)
+    else:
+        items = engine.work_items(status=status)
+    now = engine.clock()
+    for item in items:
+        due = item.due_at.strftime("%Y-%m-%d %H:%M") if item.due_at else "no deadline"
+        late = " OVERDUE" if item.due_at and item.due_at < now and item.status == "open" else ""
+        click.echo(f"{item.id:6}  v{item.version:<3} {item.status:9} {item.name[:40]:40} "
+                   f"{_owner(item):24} {due}{late}  (instance {item.instance_id})")
+    if not items:
+        click.echo("No work items.")
+
+
+@cli.command()
+@click.argument("item", type=int)
+@click.option("--user", required=True, help="Who completes it.")
+@click.option("--data", default="{}", help="The form's values as a JSON object.")
+@click.option("--expected-version", type=int, help="Refuse if the item changed since this version.")
+@pass_engine
+def complete(engine: Engine, item: int, user: str, data: str, expected_version) -> None:
+    """Complete work item ITEM with the values of its form."""
+    done = engine.complete(item, _json_object(data), user, expected_version=expected_version)
+    click.echo(f"Completed work item {done.id} ({done.name}).")
+    for next_item in engine.work_items(instance_id=done.instance_id):
+        click.echo(f"  next: work item {next_item.id}: {next_item.name} -> {_owner(next_item)}")
+
+
+def _owner(item) -> str:
+    if item.assignee is not None:
+        return item.assignee.username
+    names = [f"group:{g}" for g in item.candidate_groups] + item.candidate_users
+    return ", ".join(names) or "unassigned"
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise click.BadParameter(f"not valid JSON: {problem}") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"amount\": 1000}'")
+    return value
+
+
+def _load_plugins() -> None:
+    for entry_point in entry_points(group="crmflow.commands"):
+        command = entry_point.load()
+        cli.add_command(command, entry_point.name)
+
+
+def main() -> None:
+    _load_plugins()
+    cli()

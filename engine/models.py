@@ -1,0 +1,213 @@
+"""The engine's tables: definitions, instances, work items, history, and the people.
+
+Schema changes go through Alembic (``engine/migrations``); a test checks that the
+migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from engine.db import Base, UTCDateTime
+
+
+class InstanceStatus(str, enum.Enum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class ItemStatus(str, enum.Enum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class EventType(str, enum.Enum):
+    INSTANCE_STARTED = "instance_started"
+    INSTANCE_COMPLETED = "instance_completed"
+    TASK_COMPLETED = "task_completed"
+    WORK_ITEM_CREATED = "work_item_created"
+    WORK_ITEM_CLAIMED = "work_item_claimed"
+    WORK_ITEM_COMPLETED = "work_item_completed"
+    WORK_ITEM_REASSIGNED = "work_item_reassigned"
+    WORK_ITEM_CANCELLED = "work_item_cancelled"
+    STAGE_ENTERED = "stage_entered"
+    STAGE_LEFT = "stage_left"
+    TIMER_FIRED = "timer_fired"
+
+
+class Role(str, enum.Enum):
+    EMPLOYEE = "employee"
+    MANAGER = "manager"
+    DESIGNER = "designer"
+    ADMIN = "admin"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    # Comma-separated Role values; a user has few roles and they are read with the user.
+    roles: Mapped[str] = mapped_column(String(100), default=Role.EMPLOYEE.value)
+    active: Mapped[bool] = mapped_column(default=True)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    locale: Mapped[str] = mapped_column(String(10), default="ru")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    manager: Mapped[User | None] = relationship(remote_side=[id])
+    groups: Mapped[list[Group]] = relationship(secondary="memberships", back_populates="members")
+
+    @property
+    def role_set(self) -> set[str]:
+        return {role for role in self.roles.split(",") if role}
+
+
+class Group(Base):
+    """A department or team; candidate groups and BPMN lanes name groups."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(150), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    head_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    head: Mapped[User | None] = relationship(foreign_keys=[head_id])
+    members: Mapped[list[User]] = relationship(secondary="memberships", back_populates="groups")
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class ProcessDefinition(Base):
+    """One deployed version of one process, with the BPMN/DMN sources it was parsed from."""
+
+    __tablename__ = "process_definitions"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int]
+    name: Mapped[str | None] = mapped_column(String(300))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # {file name: source text} of every file this process needs (its own, called processes, decisions).
+    sources: Mapped[dict[str, str]] = mapped_column(JSON, deferred=True)
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deployed_by: Mapped[str | None] = mapped_column(String(150))
+
+
+class ProcessInstance(Base):
+    __tablename__ = "process_instances"
+    __table_args__ = (
+        Index("ix_process_instances_status_next_wakeup", "status", "next_wakeup_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"), index=True)
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=InstanceStatus.RUNNING.value)
+    # SpiffWorkflow's serialized workflow, without the spec (that lives in the definition).
+    state: Mapped[str] = mapped_column(Text)
+    # Incremented by every step; a step that finds another version lost a race and is retried.
+    version: Mapped[int] = mapped_column(default=1)
+    current_stage: Mapped[str | None] = mapped_column(String(300))
+    started_by: Mapped[str | None] = mapped_column(String(150))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The earliest moment a timer of this instance fires; the scheduler reads only due rows.
+    next_wakeup_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
+
+
+class WorkItem(Base):
+    """A human step: one READY user or manual task of an instance."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        Index("ix_work_items_assignee_status_due", "assignee_id", "status", "due_at"),
+        Index("ix_work_items_instance_status", "instance_id", "status"),
+        Index("ix_work_items_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(String(36), unique=True)
+    task_spec: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    stage: Mapped[str] = mapped_column(String(300))
+    lane: Mapped[str | None] = mapped_column(String(200))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    priority: Mapped[int] = mapped_column(default=50)
+    status: Mapped[str] = mapped_column(String(20), default=ItemStatus.OPEN.value)
+    # Incremented by claim, reassign and completion: a form opened before them is stale.
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    submitted_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    instance: Mapped[ProcessInstance] = relationship()
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id], lazy="joined")
+    candidates: Mapped[list[WorkItemCandidate]] = relationship(
+        cascade="all, delete-orphan", order_by="WorkItemCandidate.name"
+    )
+
+    @property
+    def candidate_groups(self) -> list[str]:
+        return [c.name for c in self.candidates if c.kind == "group"]
+
+    @property
+    def candidate_users(self) -> list[str]:
+        return [c.name for c in self.candidates if c.kind == "user"]
+
+
+class WorkItemCandidate(Base):
+    """Who may take an unassigned item: a group or a user by name (the BPMN's words)."""
+
+    __tablename__ = "work_item_candidates"
+    __table_args__ = (Index("ix_work_item_candidates_lookup", "kind", "name", "work_item_id"),)
+
+    work_item_id: Mapped[int] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class HistoryEvent(Base):
+    """Append-only: what happened to an instance, who did it and when."""
+
+    __tablename__ = "history_events"
+    __table_args__ = (
+        Index("ix_history_events_instance", "instance_id", "id"),
+        Index("ix_history_events_type_at", "type", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"))
+    work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(String(150))
+    task_spec: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    instance: Mapped[ProcessInstance] = relationship()
+    work_item: Mapped[WorkItem | None] = relationship()

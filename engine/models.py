@@ -123,8 +123,9 @@ class ProcessInstance(Base):
     status: Mapped[str] = mapped_column(String(20), default=InstanceStatus.RUNNING.value)
     # SpiffWorkflow's serialized workflow, without the spec (that lives in the definition).
     state: Mapped[str] = mapped_column(Text)
-    # Incremented by every step; a step that finds another version lost a race and is retried.
-    version: Mapped[int] = mapped_column(default=1)
+    # Incremented by every update (SQLAlchemy's version counter): an update that finds another
+    # version lost a race it should not have been in, and its transaction is retried.
+    version: Mapped[int] = mapped_column()
     current_stage: Mapped[str | None] = mapped_column(String(300))
     started_by: Mapped[str | None] = mapped_column(String(150))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -134,6 +135,8 @@ class ProcessInstance(Base):
     next_wakeup_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class WorkItem(Base):
@@ -208,6 +211,3 @@ class HistoryEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(150))
     task_spec: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-
-    instance: Mapped[ProcessInstance] = relationship()
-    work_item: Mapped[WorkItem | None] = relationship()

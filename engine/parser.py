@@ -8,7 +8,6 @@ timer expressions as Python, so ``PT1H`` as Camunda Modeler writes it is a NameE
 
 from __future__ import annotations
 
-import re
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.event_parsers import EventDefinitionParser

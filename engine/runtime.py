@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +24,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
@@ -50,7 +50,6 @@ from engine.models import (
     ItemStatus,
     ProcessDefinition,
     ProcessInstance,
-    Role,
     User,
     WorkItem,
     WorkItemCandidate,
@@ -62,10 +61,14 @@ from engine.validation import Bundle, load_bundle, validate_paths
 T = TypeVar("T")
 
 BPMN_SUFFIXES = (".bpmn", ".dmn")
-# SQLite reports a busy database and PostgreSQL a deadlock or a serialization failure as
-# OperationalError; a version counter that moved under us is a StaleDataError.
+# SQLite reports a busy database and PostgreSQL a deadlock as OperationalError; an instance
+# whose version counter moved under us (its UPDATE matched no row) as StaleDataError.
 RETRYABLE = (StaleDataError, OperationalError)
 MAX_ATTEMPTS = 5
+# Where a write session collects the history events of its transaction, in order.
+EVENTS_KEY = "crmflow_events"
+
+StepListener = Callable[[Session, list[HistoryEvent]], None]
 
 
 def utcnow() -> datetime:
@@ -106,6 +109,7 @@ class Engine:
         self._codec = StateCodec()
         self._specs: dict[int, tuple[Any, dict]] = {}
         self._specs_lock = threading.Lock()
+        self._listeners: list[StepListener] = []
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -119,7 +123,7 @@ class Engine:
         self.db.dispose()
 
     @contextmanager
-    def session(self) -> Iterable[Session]:
+    def session(self) -> Iterator[Session]:
         """A read-only session for queries the facade does not cover."""
         with self._read() as session:
             yield session
@@ -208,7 +212,8 @@ class Engine:
         """Start the latest version of a process and run it to its first wait state."""
         data = dict(data or {})
         _check_json_object(data, "start data")
-        with self._write.begin() as session:
+
+        def step(session: Session) -> ProcessInstance:
             if started_by is not None:
                 people.get_user(session, started_by)
             definition = _latest_definition(session, process_key)
@@ -234,6 +239,8 @@ class Engine:
                     detail={"version": definition.version, "business_key": business_key})
             self._advance(session, instance, workflow, now, actor=started_by, changed=lambda: None)
             return instance
+
+        return self._transaction(step)
 
     def instance(self, instance_id: int) -> InstanceDetails:
         with self._read() as session:
@@ -431,12 +438,23 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------
 
+    def add_listener(self, listener: StepListener) -> None:
+        """Call ``listener(session, events)`` at the end of every write transaction that
+        recorded history, inside that transaction: what the listener writes commits or
+        rolls back with the step. Side effects outside the database (mail, webhooks)
+        must not happen here; record them (an outbox) and send after the commit."""
+        self._listeners.append(listener)
+
     def _transaction(self, step: Callable[[Session], T]) -> T:
         """Run ``step`` in one write transaction, retrying when a concurrent writer won."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self._write.begin() as session:
-                    return step(session)
+                    result = step(session)
+                    events = _write_history(session)
+                    for listener in self._listeners if events else ():
+                        listener(session, events)
+                    return result
             except RETRYABLE:
                 if attempt == MAX_ATTEMPTS:
                     raise
@@ -478,11 +496,11 @@ class Engine:
         if timers_before:
             _record(session, instance, EventType.TIMER_FIRED, now, None, detail={"count": timers_before})
         if completed_now:
-            session.add_all(
-                HistoryEvent(instance=instance, type=EventType.TASK_COMPLETED.value, at=now, actor=actor,
+            _add_events(session, [
+                HistoryEvent(type=EventType.TASK_COMPLETED.value, at=now, actor=actor,
                              task_spec=t.task_spec.bpmn_id, detail={"name": t.task_spec.bpmn_name})
                 for t in completed_now
-            )
+            ], instance)
         self._sync_work_items(session, instance, workflow, now, completed_item)
 
         if workflow.is_completed():
@@ -641,19 +659,44 @@ def _require_open(item: WorkItem) -> None:
 
 def _record(session: Session, instance: ProcessInstance | None, kind: EventType, at: datetime, actor: str | None,
             item: WorkItem | None = None, detail: dict[str, Any] | None = None) -> None:
-    """Append a history event; relationships rather than ids, so that one flush at commit
-    writes the instance, its items and their history in the right order."""
-    links: dict[str, Any] = {"instance": instance} if instance is not None else {"instance_id": item.instance_id}
-    if item is not None:
-        links["work_item"] = item
-    session.add(HistoryEvent(
-        **links,
+    """Append a history event to the transaction's; see _write_history."""
+    _add_events(session, [HistoryEvent(
+        instance_id=item.instance_id if instance is None else None,
         type=kind.value,
         at=at,
         actor=actor,
         task_spec=item.task_spec if item is not None else None,
         detail=detail,
-    ))
+    )], instance, item)
+
+
+def _add_events(session: Session, events: list[HistoryEvent], instance: ProcessInstance | None,
+                item: WorkItem | None = None) -> None:
+    session.info.setdefault(EVENTS_KEY, []).extend((event, instance, item) for event in events)
+
+
+def _write_history(session: Session) -> list[HistoryEvent]:
+    """Write the transaction's history events in one statement, after the step's other
+    changes are flushed (an event may name an instance or work item new in this step).
+    The events are not added to the session: nothing needs their ids back."""
+    pending = session.info.pop(EVENTS_KEY, [])
+    if not pending:
+        return []
+    session.flush()
+    events = []
+    for event, instance, item in pending:
+        if instance is not None:
+            event.instance_id = instance.id
+        if item is not None:
+            event.work_item_id = item.id
+        events.append(event)
+    session.execute(HistoryEvent.__table__.insert(), [_row(event) for event in events])
+    return events
+
+
+def _row(event: HistoryEvent) -> dict[str, Any]:
+    return {column: getattr(event, column) for column in
+            ("instance_id", "work_item_id", "type", "at", "actor", "task_spec", "detail")}
 
 
 def _all_tasks(workflow: BpmnWorkflow):

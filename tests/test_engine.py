@@ -233,3 +233,25 @@ def test_a_failing_script_refuses_the_completion_and_saves_nothing(company):
     assert company.work_item(item.id).status == "open"
     company.complete(item.id, {"amount": 4}, "ann")
     assert company.instance(instance.id).data["share"] == 25
+
+
+def test_listeners_see_each_steps_events_inside_its_transaction(company):
+    seen = []
+
+    def listener(session, events):
+        session.flush()
+        seen.append([(e.type, e.instance_id) for e in events if e.type != "task_completed"])
+
+    company.add_listener(listener)
+    instance = company.start("approval", {"curator": "ann"})
+    assert seen == [[("instance_started", instance.id), ("work_item_created", instance.id),
+                     ("stage_entered", instance.id)]]
+
+    def refuse(session, events):
+        raise RuntimeError("the domain says no")
+
+    company.add_listener(refuse)
+    item = only_item(company, instance.id)
+    with pytest.raises(RuntimeError):
+        company.complete(item.id, GOOD_REQUEST, "ann")
+    assert company.work_item(item.id).status == "open"  # the step rolled back with the listener

@@ -57,13 +57,18 @@ def resolve_assignment(task, evaluate, now: datetime, due_calculator: DueCalcula
     if not candidate_users and not candidate_groups and spec.lane:
         candidate_groups = [spec.lane]
     return Assignment(
-        stage=(spec.extensions or {}).get("stage") or spec.bpmn_name or spec.bpmn_id,
+        stage=stage_of(spec),
         assignee=assignee,
         candidate_users=candidate_users,
         candidate_groups=candidate_groups,
         due_at=_due(value("due_date"), now, due_calculator, describe),
         priority=_priority(value("priority"), describe),
     )
+
+
+def stage_of(spec) -> str:
+    """The stage a human task belongs to: its ``stage`` property, else its name."""
+    return (spec.extensions or {}).get("stage") or spec.bpmn_name or spec.bpmn_id
 
 
 _CAMUNDA_NAMES = {

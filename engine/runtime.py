@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from importlib.metadata import entry_points
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,13 +25,15 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import or_, select
+from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import people
-from engine.assignment import DueCalculator, calendar_due, resolve_assignment
+from engine.assignment import DueCalculator, calendar_due, resolve_assignment, stage_of
+from engine.calendar import business_calendars_of, due_calculator_for
 from engine.compaction import compact
 from engine.db import create_db_engine, session_factories
 from engine.errors import (
@@ -39,8 +42,10 @@ from engine.errors import (
     ProcessFailed,
     ProcessNotDeployed,
     StaleWorkItem,
+    UnknownUser,
     WorkItemClosed,
 )
+from engine.escalation import EscalationService
 from engine.forms import clean_submission, form_fields, json_safe
 from engine.models import (
     EventType,
@@ -48,6 +53,7 @@ from engine.models import (
     HistoryEvent,
     InstanceStatus,
     ItemStatus,
+    Membership,
     ProcessDefinition,
     ProcessInstance,
     User,
@@ -65,10 +71,73 @@ BPMN_SUFFIXES = (".bpmn", ".dmn")
 # whose version counter moved under us (its UPDATE matched no row) as StaleDataError.
 RETRYABLE = (StaleDataError, OperationalError)
 MAX_ATTEMPTS = 5
-# Where a write session collects the history events of its transaction, in order.
+# Where a write session collects the history events of its transaction, in order, and
+# the process key of each instance the transaction stepped.
 EVENTS_KEY = "crmflow_events"
+KEYS_KEY = "crmflow_process_keys"
 
 StepListener = Callable[[Session, list[HistoryEvent]], None]
+
+# The statements of every step, built once: building a statement and its cache key costs
+# more than SQLite takes to run it. A step reads and writes plain rows through them; the
+# ORM serves the rest of the API.
+_USERS, _GROUPS, _MEMBERSHIPS = User.__table__, Group.__table__, Membership.__table__
+_ITEMS, _CANDIDATES, _INSTANCES = WorkItem.__table__, WorkItemCandidate.__table__, ProcessInstance.__table__
+_INSTANCE_COLUMNS = (_INSTANCES.c.id, _INSTANCES.c.version, _INSTANCES.c.definition_id, _INSTANCES.c.process_key,
+                     _INSTANCES.c.status, _INSTANCES.c.current_stage, _INSTANCES.c.ended_at, _INSTANCES.c.state)
+_LOCK_INSTANCE = select(*_INSTANCE_COLUMNS).where(_INSTANCES.c.id == bindparam("instance_id")).with_for_update()
+_LOCK_INSTANCE_OF_ITEM = (
+    select(*_INSTANCE_COLUMNS).join(_ITEMS, _ITEMS.c.instance_id == _INSTANCES.c.id)
+    .where(_ITEMS.c.id == bindparam("item_id")).with_for_update(of=_INSTANCES)
+)
+_LOCK_ITEM = select(
+    _ITEMS.c.id, _ITEMS.c.instance_id, _ITEMS.c.task_id, _ITEMS.c.task_spec, _ITEMS.c.name, _ITEMS.c.stage,
+    _ITEMS.c.status, _ITEMS.c.version, _ITEMS.c.assignee_id, _ITEMS.c.completed_by_id,
+).where(_ITEMS.c.id == bindparam("item_id")).with_for_update()
+_OPEN_ITEMS_OF_TASKS = select(_ITEMS.c.id, _ITEMS.c.version, _ITEMS.c.task_spec).where(
+    _ITEMS.c.instance_id == bindparam("instance_id"), _ITEMS.c.status == ItemStatus.OPEN.value,
+    _ITEMS.c.task_id.in_(bindparam("task_ids", expanding=True)),
+)
+_USER_BY_NAME = select(_USERS.c.id, _USERS.c.username).where(_USERS.c.username == bindparam("username"))
+_USERNAME_BY_ID = select(_USERS.c.username).where(_USERS.c.id == bindparam("user_id"))
+_IS_CANDIDATE = select(_CANDIDATES.c.work_item_id).where(
+    _CANDIDATES.c.work_item_id == bindparam("item_id"),
+    or_(
+        and_(_CANDIDATES.c.kind == "user", _CANDIDATES.c.name == bindparam("username")),
+        and_(_CANDIDATES.c.kind == "group", _CANDIDATES.c.name.in_(
+            select(_GROUPS.c.name).join(_MEMBERSHIPS, _MEMBERSHIPS.c.group_id == _GROUPS.c.id)
+            .where(_MEMBERSHIPS.c.user_id == bindparam("user_id"))
+        )),
+    ),
+).limit(1)
+_PROCESS_KEY_OF_INSTANCE = select(_INSTANCES.c.process_key).where(_INSTANCES.c.id == bindparam("instance_id"))
+_DEFINITION_SOURCES = select(ProcessDefinition.__table__.c.sources).where(
+    ProcessDefinition.__table__.c.id == bindparam("definition_id"))
+# Claim and reassign work on the ORM object.
+_ITEM_FOR_UPDATE = (
+    select(WorkItem).where(WorkItem.id == bindparam("item_id")).with_for_update(of=WorkItem)
+    .options(joinedload(WorkItem.candidates))
+)
+_INSERT_INSTANCE = _INSTANCES.insert()
+_INSERT_ITEM = _ITEMS.insert()
+_INSERT_CANDIDATES = _CANDIDATES.insert()
+_INSERT_HISTORY = HistoryEvent.__table__.insert()
+
+
+def _versioned_update(table, *columns: str):
+    """UPDATE table SET columns..., version = version + 1 WHERE id = :b_id AND version = :b_version"""
+    return (
+        table.update()
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values(version=table.c.version + 1, **{name: bindparam(f"b_{name}") for name in columns})
+    )
+
+
+_COMPLETE_ITEM = _versioned_update(_ITEMS, "status", "completed_at", "assignee_id", "completed_by_id",
+                                   "submitted_data")
+_CANCEL_ITEM = _versioned_update(_ITEMS, "status", "completed_at")
+_SAVE_INSTANCE = _versioned_update(_INSTANCES, "state", "status", "ended_at", "current_stage", "next_wakeup_at",
+                                   "updated_at")
 
 
 def utcnow() -> datetime:
@@ -91,6 +160,21 @@ class InstanceDetails:
     history: list[HistoryEvent]
 
 
+@dataclass(frozen=True)
+class CompletedItem:
+    """What ``complete`` did: the item as it is now."""
+
+    id: int
+    instance_id: int
+    name: str
+    stage: str
+    status: str
+    version: int
+    completed_by: str
+    completed_at: datetime
+    submitted_data: dict[str, Any]
+
+
 class Engine:
     def __init__(
         self,
@@ -109,7 +193,13 @@ class Engine:
         self._codec = StateCodec()
         self._specs: dict[int, tuple[Any, dict]] = {}
         self._specs_lock = threading.Lock()
-        self._listeners: list[StepListener] = []
+        self._listeners: list[tuple[StepListener, frozenset[str] | None]] = []
+        # Every deadline gets its escalation ladder, whichever front end created the item.
+        self.escalation = EscalationService(self, calendars=business_calendars_of(due_calculator)).install()
+        # Layers above the engine (the CRM domain) register their step listeners here, so that
+        # every Engine (CLI, worker, web UI, tests) keeps their records in step with the processes.
+        for plugin in entry_points(group="crmflow.engine_plugins"):
+            plugin.load()(self)
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -196,7 +286,7 @@ class Engine:
         """The form fields of a work item's step, for the UI and the API."""
         with self._read() as session:
             instance = session.get(ProcessInstance, item.instance_id)
-            spec, subprocess_specs = self._spec(instance.definition)
+            spec, subprocess_specs = self._spec(instance.definition_id, instance.process_key, session)
         task_spec = _find_task_spec(spec, subprocess_specs, item.task_spec)
         return form_fields(getattr(task_spec, "form", None))
 
@@ -219,26 +309,20 @@ class Engine:
             definition = _latest_definition(session, process_key)
             if definition is None:
                 raise ProcessNotDeployed(process_key)
-            spec, subprocess_specs = self._spec(definition)
+            spec, subprocess_specs = self._spec(definition.id, process_key, session)
             workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.data.update(data)
             now = self.clock()
-            instance = ProcessInstance(
-                definition=definition,
-                process_key=process_key,
-                business_key=business_key,
-                status=InstanceStatus.RUNNING.value,
-                state="",
-                started_by=started_by,
-                started_at=now,
-                updated_at=now,
-            )
-            session.add(instance)
-            _record(session, instance, EventType.INSTANCE_STARTED, now, started_by,
+            row = {"definition_id": definition.id, "process_key": process_key, "business_key": business_key,
+                   "status": InstanceStatus.RUNNING.value, "state": "", "version": 1, "started_by": started_by,
+                   "started_at": now, "updated_at": now}
+            instance_id = session.execute(_INSERT_INSTANCE, row).inserted_primary_key[0]
+            live = LiveInstance(instance_id, 1, definition.id, process_key, row["status"], None, None, "")
+            _record(session, EventType.INSTANCE_STARTED, now, started_by, instance_id,
                     detail={"version": definition.version, "business_key": business_key})
-            self._advance(session, instance, workflow, now, actor=started_by, changed=lambda: None)
-            return instance
+            self._advance(session, live, workflow, now, actor=started_by, changed=lambda: None)
+            return session.get(ProcessInstance, instance_id)
 
         return self._transaction(step)
 
@@ -247,7 +331,7 @@ class Engine:
             instance = session.get(ProcessInstance, instance_id)
             if instance is None:
                 raise NotFound(f"There is no process instance {instance_id}.")
-            workflow = self._load(instance)
+            workflow = self._load(instance, session)
             history = list(session.scalars(
                 select(HistoryEvent).where(HistoryEvent.instance_id == instance_id).order_by(HistoryEvent.id)
             ))
@@ -261,13 +345,13 @@ class Engine:
         """Fire the instance's due timers and run what follows them."""
 
         def step(session: Session) -> ProcessInstance:
-            instance = _lock_instance(session, instance_id)
-            if instance.status != InstanceStatus.RUNNING.value:
-                return instance
-            workflow = self._load(instance)
-            now = self.clock()
-            self._advance(session, instance, workflow, now, actor=None, changed=workflow.refresh_timers)
-            return instance
+            live = _lock_instance(session, _LOCK_INSTANCE, instance_id=instance_id)
+            if live is None:
+                raise NotFound(f"There is no process instance {instance_id}.")
+            if live.status == InstanceStatus.RUNNING.value:
+                workflow = self._load(live, session)
+                self._advance(session, live, workflow, self.clock(), actor=None, changed=workflow.refresh_timers)
+            return session.get(ProcessInstance, instance_id)
 
         return self._transaction(step)
 
@@ -353,7 +437,8 @@ class Engine:
                 raise NotAuthorized(f"{claimer.username} is not a candidate for work item {item.id} ({item.name}).")
             item.assignee = claimer
             item.version += 1
-            _record(session, None, EventType.WORK_ITEM_CLAIMED, self.clock(), claimer.username, item=item)
+            _record(session, EventType.WORK_ITEM_CLAIMED, self.clock(), claimer.username, item.instance_id, item.id,
+                    item.task_spec)
             return item
 
         return self._transaction(step)
@@ -374,8 +459,8 @@ class Engine:
             previous = item.assignee.username if item.assignee else None
             item.assignee = target
             item.version += 1
-            _record(session, None, EventType.WORK_ITEM_REASSIGNED, self.clock(), actor.username, item=item,
-                    detail={"from": previous, "to": target.username, "reason": reason})
+            _record(session, EventType.WORK_ITEM_REASSIGNED, self.clock(), actor.username, item.instance_id, item.id,
+                    item.task_spec, detail={"from": previous, "to": target.username, "reason": reason})
             return item
 
         return self._transaction(step)
@@ -395,55 +480,60 @@ class Engine:
         (nothing is saved then)."""
         data = dict(data or {})
 
-        def step(session: Session) -> WorkItem:
-            performer = people.get_user(session, user)
-            instance_id = session.scalar(select(WorkItem.instance_id).where(WorkItem.id == item_id))
-            if instance_id is None:
+        def step(session: Session) -> CompletedItem:
+            users = _UserRows(session)
+            performer = users.get(user)
+            live = _lock_instance(session, _LOCK_INSTANCE_OF_ITEM, item_id=item_id)
+            if live is None:
                 raise NotFound(f"There is no work item {item_id}.")
-            instance = _lock_instance(session, instance_id)
-            item = _lock_item(session, item_id)
-            _require_open(item)
+            item = session.execute(_LOCK_ITEM, {"item_id": item_id}).one()
+            if item.status != ItemStatus.OPEN.value:
+                raise WorkItemClosed(item.id, item.status, users.name_of(item.completed_by_id))
             if expected_version is not None and item.version != expected_version:
                 raise StaleWorkItem(item.id, expected_version, item.version)
             if item.assignee_id is None:
-                if not people.is_candidate(performer, item):
+                if session.execute(_IS_CANDIDATE, {"item_id": item.id, "username": performer.username,
+                                                   "user_id": performer.id}).first() is None:
                     raise NotAuthorized(f"{performer.username} is not a candidate for work item {item.id} ({item.name}).")
             elif item.assignee_id != performer.id:
-                raise NotAuthorized(f"Work item {item.id} ({item.name}) is assigned to {item.assignee.username}.")
+                raise NotAuthorized(f"Work item {item.id} ({item.name}) is assigned to "
+                                    f"{users.name_of(item.assignee_id)}.")
 
-            workflow = self._load(instance)
+            workflow = self._load(live, session)
             task = workflow.get_task_from_id(UUID(item.task_id))
             if task is None or task.state != TaskState.READY:
                 raise WorkItemClosed(item.id, "no longer active in its process", None)
             values = clean_submission(item.name, getattr(task.task_spec, "form", None), data)
+            submitted = json_safe(values)
             now = self.clock()
-            item.status = ItemStatus.COMPLETED.value
-            item.assignee = item.assignee or performer
-            item.completed_by = performer
-            item.completed_at = now
-            item.submitted_data = json_safe(values)
-            item.version += 1
-            _record(session, instance, EventType.WORK_ITEM_COMPLETED, now, performer.username, item=item,
-                    detail={"data": item.submitted_data})
+            _versioned_write(session, _COMPLETE_ITEM, item.id, item.version, {
+                "status": ItemStatus.COMPLETED.value, "completed_at": now, "submitted_data": submitted,
+                "assignee_id": item.assignee_id or performer.id, "completed_by_id": performer.id,
+            })
+            _record(session, EventType.WORK_ITEM_COMPLETED, now, performer.username, live.id, item.id,
+                    item.task_spec, detail={"data": submitted})
 
             def run_task():
                 task.data.update(values)
                 task.run()
 
-            self._advance(session, instance, workflow, now, actor=performer.username, changed=run_task,
-                          completed_item=item)
-            return item
+            self._advance(session, live, workflow, now, actor=performer.username, changed=run_task,
+                          completed=item, users=users)
+            return CompletedItem(item.id, live.id, item.name, item.stage, ItemStatus.COMPLETED.value,
+                                 item.version + 1, performer.username, now, submitted)
 
         return self._transaction(step)
 
     # -- internals -------------------------------------------------------------------
 
-    def add_listener(self, listener: StepListener) -> None:
+    def add_listener(self, listener: StepListener, process_keys: Iterable[str] | None = None) -> None:
         """Call ``listener(session, events)`` at the end of every write transaction that
-        recorded history, inside that transaction: what the listener writes commits or
-        rolls back with the step. Side effects outside the database (mail, webhooks)
-        must not happen here; record them (an outbox) and send after the commit."""
-        self._listeners.append(listener)
+        recorded history — only with the events of ``process_keys``' instances, when
+        given — inside that transaction: what the listener writes commits or rolls back
+        with the step. Side effects outside the database (mail, webhooks) must not
+        happen here; record them (an outbox) and send after the commit. Listeners run
+        in every step, so they must be cheap when a step is none of their business."""
+        self._listeners.append((listener, frozenset(process_keys) if process_keys is not None else None))
 
     def _transaction(self, step: Callable[[Session], T]) -> T:
         """Run ``step`` in one write transaction, retrying when a concurrent writer won."""
@@ -452,36 +542,56 @@ class Engine:
                 with self._write.begin() as session:
                     result = step(session)
                     events = _write_history(session)
-                    for listener in self._listeners if events else ():
-                        listener(session, events)
+                    if events:
+                        self._notify(session, events)
                     return result
             except RETRYABLE:
                 if attempt == MAX_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
 
-    def _spec(self, definition: ProcessDefinition):
-        cached = self._specs.get(definition.id)
+    def _notify(self, session: Session, events: list[HistoryEvent]) -> None:
+        keys = session.info.get(KEYS_KEY, {})
+        for listener, process_keys in self._listeners:
+            if process_keys is None:
+                listener(session, events)
+                continue
+            mine = [event for event in events if _process_key(session, keys, event.instance_id) in process_keys]
+            if mine:
+                listener(session, mine)
+
+    def _spec(self, definition_id: int, key: str, session: Session | None = None):
+        """The parsed spec of a definition version, parsed once per process."""
+        cached = self._specs.get(definition_id)
         if cached is None:
+            if session is None:
+                with self._read() as reader:
+                    sources = reader.scalar(_DEFINITION_SOURCES, {"definition_id": definition_id})
+            else:
+                sources = session.scalar(_DEFINITION_SOURCES, {"definition_id": definition_id})
             with self._specs_lock:
-                cached = self._specs.get(definition.id)
+                cached = self._specs.get(definition_id)
                 if cached is None:
-                    files = {name: text.encode("utf-8") for name, text in definition.sources.items()}
-                    model = load_bundle(files).processes[definition.key]
-                    cached = self._specs[definition.id] = (model.spec, model.subprocess_specs)
+                    files = {name: text.encode("utf-8") for name, text in sources.items()}
+                    model = load_bundle(files).processes[key]
+                    cached = self._specs[definition_id] = (model.spec, model.subprocess_specs)
         return cached
 
-    def _load(self, instance: ProcessInstance) -> BpmnWorkflow:
-        spec, subprocess_specs = self._spec(instance.definition)
+    def _load(self, instance: ProcessInstance | LiveInstance, session: Session | None = None) -> BpmnWorkflow:
+        spec, subprocess_specs = self._spec(instance.definition_id, instance.process_key, session)
         return self._codec.loads(instance.state, spec, subprocess_specs, self.script_engine)
 
-    def _advance(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
-                 now: datetime, actor: str | None, changed: Callable[[], None],
-                 completed_item: WorkItem | None = None) -> None:
+    def _advance(self, session: Session, live: LiveInstance, workflow: BpmnWorkflow, now: datetime,
+                 actor: str | None, changed: Callable[[], None], completed: Row | None = None,
+                 users: _UserRows | None = None) -> None:
         """Apply ``changed`` to the workflow, run it to its next wait state, and write
-        the state, the work items and the history that follow. ``completed_item`` is the
-        work item this step completes, already marked so."""
+        the state, the work items and the history that follow. ``completed`` is the work
+        item this step completes, already written so."""
+        session.info.setdefault(KEYS_KEY, {})[live.id] = live.process_key
         finished_before = {t.id for t in _all_tasks(workflow) if t.has_state(TaskState.FINISHED_MASK)}
+        # Every ready human task has exactly one open work item: the workflow says which
+        # items are open, and with what stage, without asking the database.
+        ready_before = _ready_human_tasks(workflow)
         timers_before = _due_timer_count(workflow, now)
         try:
             changed()
@@ -489,96 +599,92 @@ class Engine:
         except SpiffWorkflowException as problem:
             raise ProcessFailed(_describe_failure(problem)) from problem
 
-        completed_now = [
-            t for t in _all_tasks(workflow)
-            if t.id not in finished_before and t.state == TaskState.COMPLETED and t.task_spec.bpmn_id
-        ]
         if timers_before:
-            _record(session, instance, EventType.TIMER_FIRED, now, None, detail={"count": timers_before})
-        if completed_now:
-            _add_events(session, [
-                HistoryEvent(type=EventType.TASK_COMPLETED.value, at=now, actor=actor,
-                             task_spec=t.task_spec.bpmn_id, detail={"name": t.task_spec.bpmn_name})
-                for t in completed_now
-            ], instance)
-        self._sync_work_items(session, instance, workflow, now, completed_item)
+            _record(session, EventType.TIMER_FIRED, now, None, live.id, detail={"count": timers_before})
+        _add_events(session, [
+            HistoryEvent(instance_id=live.id, type=EventType.TASK_COMPLETED.value, at=now, actor=actor,
+                         task_spec=t.task_spec.bpmn_id, detail={"name": t.task_spec.bpmn_name})
+            for t in _all_tasks(workflow)
+            if t.id not in finished_before and t.state == TaskState.COMPLETED and t.task_spec.bpmn_id
+        ])
+        current_stage = self._sync_work_items(session, live, workflow, ready_before, now, completed,
+                                              users or _UserRows(session))
 
         if workflow.is_completed():
-            instance.status = InstanceStatus.COMPLETED.value
-            instance.ended_at = now
-            instance.current_stage = None
-            instance.next_wakeup_at = None
-            _record(session, instance, EventType.INSTANCE_COMPLETED, now, actor)
+            _record(session, EventType.INSTANCE_COMPLETED, now, actor, live.id)
+            status, ended_at, current_stage, next_wakeup_at = InstanceStatus.COMPLETED.value, now, None, None
         else:
-            instance.next_wakeup_at = _next_wakeup(workflow)
+            status, ended_at, next_wakeup_at = live.status, live.ended_at, _next_wakeup(workflow)
             compact(workflow)
-        instance.state = self._codec.dumps(workflow)
-        instance.updated_at = now
+        _versioned_write(session, _SAVE_INSTANCE, live.id, live.version, {
+            "state": self._codec.dumps(workflow), "status": status, "ended_at": ended_at,
+            "current_stage": current_stage, "next_wakeup_at": next_wakeup_at, "updated_at": now,
+        })
 
-    def _sync_work_items(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
-                         now: datetime, completed_item: WorkItem | None) -> None:
-        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-        open_items = [] if instance.id is None else [
-            # The identity map hands back items already changed in this step as they are now.
-            item for item in session.scalars(
-                select(WorkItem).where(WorkItem.instance_id == instance.id, WorkItem.status == ItemStatus.OPEN.value)
-            ) if item.status == ItemStatus.OPEN.value
-        ]
-        stages_before = {item.stage for item in open_items}
-        if completed_item is not None:
-            stages_before.add(completed_item.stage)
-        still_open = []
-        for item in open_items:
-            if item.task_id in ready:
-                still_open.append(item)
-                continue
-            item.status = ItemStatus.CANCELLED.value
-            item.completed_at = now
-            item.version += 1
-            _record(session, instance, EventType.WORK_ITEM_CANCELLED, now, None, item=item,
-                    detail={"reason": "the process moved on without this step"})
-        known = {item.task_id for item in open_items}
-        for task_id, task in ready.items():
-            if task_id not in known:
-                still_open.append(self._create_item(session, instance, task, now))
+    def _sync_work_items(self, session: Session, live: LiveInstance, workflow: BpmnWorkflow,
+                         ready_before: dict[str, Any], now: datetime, completed: Row | None,
+                         users: _UserRows) -> str | None:
+        """Open a work item for every newly ready human task and cancel those whose task
+        is gone; record the stages entered and left; return the instance's current stage."""
+        ready_after = _ready_human_tasks(workflow)
+        gone = [task_id for task_id in ready_before if task_id not in ready_after
+                and (completed is None or task_id != completed.task_id)]
+        if gone:
+            cancelled = session.execute(_OPEN_ITEMS_OF_TASKS, {"instance_id": live.id, "task_ids": gone})
+            for item in cancelled:
+                _versioned_write(session, _CANCEL_ITEM, item.id, item.version,
+                                 {"status": ItemStatus.CANCELLED.value, "completed_at": now})
+                _record(session, EventType.WORK_ITEM_CANCELLED, now, None, live.id, item.id, item.task_spec,
+                        detail={"reason": "the process moved on without this step"})
+        opened = [self._create_item(session, live, task, now, users)
+                  for task_id, task in ready_after.items() if task_id not in ready_before]
 
-        stages_after = {item.stage for item in still_open}
+        stages_before = {stage_of(task.task_spec) for task in ready_before.values()}
+        stages_after = {stage_of(task.task_spec) for task in ready_after.values()}
         for stage in sorted(stages_before - stages_after):
-            _record(session, instance, EventType.STAGE_LEFT, now, None, detail={"stage": stage})
+            _record(session, EventType.STAGE_LEFT, now, None, live.id, detail={"stage": stage})
         for stage in sorted(stages_after - stages_before):
-            _record(session, instance, EventType.STAGE_ENTERED, now, None, detail={"stage": stage})
-        newest = max(still_open, key=lambda i: (i.created_at, i.id or 0), default=None)
-        instance.current_stage = newest.stage if newest else None
+            _record(session, EventType.STAGE_ENTERED, now, None, live.id, detail={"stage": stage})
+        if opened:
+            return opened[-1]
+        if live.current_stage in stages_after:
+            return live.current_stage
+        return min(stages_after, default=None)
 
-    def _create_item(self, session: Session, instance: ProcessInstance, task, now: datetime) -> WorkItem:
+    def _create_item(self, session: Session, live: LiveInstance, task, now: datetime, users: _UserRows) -> str:
+        """Open the work item of a ready human task; returns its stage."""
         try:
-            assignment = resolve_assignment(task, self.script_engine.evaluate, now, self.due_calculator)
+            due_calculator = due_calculator_for(self.due_calculator, task.task_spec.lane,
+                                                getattr(task.task_spec, "candidate_groups", None))
+            assignment = resolve_assignment(task, self.script_engine.evaluate, now, due_calculator)
         except SpiffWorkflowException as problem:
             raise ProcessFailed(_describe_failure(problem)) from problem
-        assignee = people.find_user(session, assignment.assignee) if assignment.assignee else None
+        assignee = users.find(assignment.assignee) if assignment.assignee else None
         spec = task.task_spec
-        item = WorkItem(
-            instance=instance,
-            task_id=str(task.id),
-            task_spec=spec.bpmn_id,
-            name=spec.bpmn_name or spec.bpmn_id,
-            stage=assignment.stage,
-            lane=spec.lane,
-            assignee=assignee,
-            priority=assignment.priority,
-            status=ItemStatus.OPEN.value,
-            created_at=now,
-            due_at=assignment.due_at,
-            candidates=[WorkItemCandidate(kind="user", name=n) for n in assignment.candidate_users]
-            + [WorkItemCandidate(kind="group", name=n) for n in assignment.candidate_groups],
-        )
-        session.add(item)
-        detail = {"assignee": assignment.assignee, "due_at": item.due_at.isoformat() if item.due_at else None,
+        item_id = session.execute(_INSERT_ITEM, {
+            "instance_id": live.id,
+            "task_id": str(task.id),
+            "task_spec": spec.bpmn_id,
+            "name": spec.bpmn_name or spec.bpmn_id,
+            "stage": assignment.stage,
+            "lane": spec.lane,
+            "assignee_id": assignee.id if assignee else None,
+            "priority": assignment.priority,
+            "status": ItemStatus.OPEN.value,
+            "version": 1,
+            "created_at": now,
+            "due_at": assignment.due_at,
+        }).inserted_primary_key[0]
+        candidates = [{"work_item_id": item_id, "kind": "user", "name": n} for n in assignment.candidate_users]
+        candidates += [{"work_item_id": item_id, "kind": "group", "name": n} for n in assignment.candidate_groups]
+        if candidates:
+            session.execute(_INSERT_CANDIDATES, candidates)
+        detail = {"assignee": assignment.assignee, "due_at": assignment.due_at.isoformat() if assignment.due_at else None,
                   "candidate_groups": assignment.candidate_groups, "candidate_users": assignment.candidate_users}
         if assignment.assignee and assignee is None:
             detail["unassigned_reason"] = f"{assignment.assignee!r} is not a crmflow user"
-        _record(session, instance, EventType.WORK_ITEM_CREATED, now, None, item=item, detail=detail)
-        return item
+        _record(session, EventType.WORK_ITEM_CREATED, now, None, live.id, item_id, spec.bpmn_id, detail=detail)
+        return assignment.stage
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -625,20 +731,49 @@ def _find_task_spec(spec, subprocess_specs, name: str):
     raise NotFound(f"The process has no task {name!r}.")
 
 
-def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
-    instance = session.scalar(
-        select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update(of=ProcessInstance)
-    )
-    if instance is None:
-        raise NotFound(f"There is no process instance {instance_id}.")
-    return instance
+@dataclass(frozen=True)
+class LiveInstance:
+    """The instance row a step works on, locked for the step."""
+
+    id: int
+    version: int
+    definition_id: int
+    process_key: str
+    status: str
+    current_stage: str | None
+    ended_at: datetime | None
+    state: str
+
+
+def _lock_instance(session: Session, statement, **params: Any) -> LiveInstance | None:
+    row = session.execute(statement, params).first()
+    return LiveInstance(*row) if row is not None else None
+
+
+class _UserRows:
+    """The users a step names, each read once."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.by_name: dict[str, Row | None] = {}
+
+    def find(self, username: str) -> Row | None:
+        if username not in self.by_name:
+            self.by_name[username] = self.session.execute(_USER_BY_NAME, {"username": username}).first()
+        return self.by_name[username]
+
+    def get(self, username: str) -> Row:
+        user = self.find(username)
+        if user is None:
+            raise UnknownUser(username)
+        return user
+
+    def name_of(self, user_id: int | None) -> str | None:
+        return None if user_id is None else self.session.scalar(_USERNAME_BY_ID, {"user_id": user_id})
 
 
 def _lock_item(session: Session, item_id: int) -> WorkItem:
-    item = session.scalar(
-        select(WorkItem).where(WorkItem.id == item_id).with_for_update(of=WorkItem)
-        .options(selectinload(WorkItem.candidates))
-    )
+    item = session.scalars(_ITEM_FOR_UPDATE, {"item_id": item_id}).unique().one_or_none()
     if item is None:
         raise NotFound(f"There is no work item {item_id}.")
     return item
@@ -657,46 +792,45 @@ def _require_open(item: WorkItem) -> None:
         raise WorkItemClosed(item.id, item.status, by)
 
 
-def _record(session: Session, instance: ProcessInstance | None, kind: EventType, at: datetime, actor: str | None,
-            item: WorkItem | None = None, detail: dict[str, Any] | None = None) -> None:
-    """Append a history event to the transaction's; see _write_history."""
-    _add_events(session, [HistoryEvent(
-        instance_id=item.instance_id if instance is None else None,
-        type=kind.value,
-        at=at,
-        actor=actor,
-        task_spec=item.task_spec if item is not None else None,
-        detail=detail,
-    )], instance, item)
+def _versioned_write(session: Session, statement, row_id: int, version: int, values: dict[str, Any]) -> None:
+    params = {f"b_{name}": value for name, value in values.items()}
+    result = session.execute(statement, {"b_id": row_id, "b_version": version, **params})
+    if result.rowcount != 1:
+        raise StaleDataError(f"row {row_id} changed under this step (expected version {version})")
 
 
-def _add_events(session: Session, events: list[HistoryEvent], instance: ProcessInstance | None,
-                item: WorkItem | None = None) -> None:
-    session.info.setdefault(EVENTS_KEY, []).extend((event, instance, item) for event in events)
+def _record(session: Session, kind: EventType, at: datetime, actor: str | None, instance_id: int,
+            item_id: int | None = None, task_spec: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    _add_events(session, [HistoryEvent(instance_id=instance_id, work_item_id=item_id, type=kind.value, at=at,
+                                       actor=actor, task_spec=task_spec, detail=detail)])
+
+
+def _add_events(session: Session, events: list[HistoryEvent]) -> None:
+    """History events wait in the session until the step is done, then are written in
+    one statement (_write_history); nothing needs their ids."""
+    session.info.setdefault(EVENTS_KEY, []).extend(events)
 
 
 def _write_history(session: Session) -> list[HistoryEvent]:
-    """Write the transaction's history events in one statement, after the step's other
-    changes are flushed (an event may name an instance or work item new in this step).
-    The events are not added to the session: nothing needs their ids back."""
-    pending = session.info.pop(EVENTS_KEY, [])
-    if not pending:
-        return []
-    session.flush()
-    events = []
-    for event, instance, item in pending:
-        if instance is not None:
-            event.instance_id = instance.id
-        if item is not None:
-            event.work_item_id = item.id
-        events.append(event)
-    session.execute(HistoryEvent.__table__.insert(), [_row(event) for event in events])
+    events = session.info.pop(EVENTS_KEY, [])
+    if events:
+        session.execute(_INSERT_HISTORY, [_row(event) for event in events])
     return events
 
 
 def _row(event: HistoryEvent) -> dict[str, Any]:
     return {column: getattr(event, column) for column in
             ("instance_id", "work_item_id", "type", "at", "actor", "task_spec", "detail")}
+
+
+def _process_key(session: Session, keys: dict[int, str], instance_id: int) -> str:
+    if instance_id not in keys:  # a claim or a reassignment: no step loaded the instance
+        keys[instance_id] = session.scalar(_PROCESS_KEY_OF_INSTANCE, {"instance_id": instance_id})
+    return keys[instance_id]
+
+
+def _ready_human_tasks(workflow: BpmnWorkflow) -> dict[str, Any]:
+    return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
 
 def _all_tasks(workflow: BpmnWorkflow):
@@ -726,7 +860,8 @@ def _next_wakeup(workflow: BpmnWorkflow) -> datetime | None:
 
 def _timer_moments(workflow: BpmnWorkflow):
     for event in workflow.waiting_events():
-        if event.event_type.endswith("TimerEventDefinition") and isinstance(event.value, str):
+        # TimeDateEventDefinition, DurationTimerEventDefinition, CycleTimerEventDefinition
+        if event.event_type.endswith(("TimerEventDefinition", "TimeDateEventDefinition")) and isinstance(event.value, str):
             moment = datetime.fromisoformat(event.value)
             yield moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 

@@ -46,7 +46,7 @@ def test_completing_runs_the_process_to_the_next_human_step(company, clock):
     done = company.complete(request.id, GOOD_REQUEST, "ann", expected_version=request.version)
 
     assert done.status == "completed"
-    assert done.completed_by.username == "ann"
+    assert done.completed_by == "ann"
     assert done.submitted_data == {"discount": 10, "reason": "loyal customer", "valid_until": "2026-12-31",
                                    "urgent": True, "channel": "email"}
     review = only_item(company, instance.id)
@@ -255,3 +255,14 @@ def test_listeners_see_each_steps_events_inside_its_transaction(company):
     with pytest.raises(RuntimeError):
         company.complete(item.id, GOOD_REQUEST, "ann")
     assert company.work_item(item.id).status == "open"  # the step rolled back with the listener
+
+
+def test_a_listener_for_some_processes_sees_only_their_events(company):
+    seen = []
+    company.add_listener(lambda session, events: seen.extend({e.instance_id for e in events}),
+                         process_keys={"reminder"})
+    approval = company.start("approval", {"curator": "ann"})
+    reminder = company.start("reminder", {"curator": "ann"})
+    company.reassign(only_item(company, approval.id).id, "bob", by_user="boss")  # no step loads the instance
+
+    assert seen == [reminder.id]

@@ -189,6 +189,61 @@ def complete(engine: Engine, item: int, user: str, data: str, expected_version) 
         click.echo(f"  next: work item {next_item.id}: {next_item.name} -> {_owner(next_item)}")
 
 
+@cli.command()
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between checks for due timers and rungs.")
+@click.option("--sweep-interval", default=30.0, show_default=True, help="Seconds between safety sweeps.")
+@click.option("--outbox-interval", default=5.0, show_default=True, help="Seconds between e-mail sends.")
+@click.option("--run-for", type=float, help="Stop after this many seconds (default: until SIGTERM/Ctrl-C).")
+@pass_engine
+def worker(engine: Engine, poll: float, sweep_interval: float, outbox_interval: float, run_for) -> None:
+    """Run the scheduler alone: BPMN timers, escalations, e-mail. Several may run at once."""
+    import logging
+
+    from engine.scheduler import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    click.echo(f"Worker {os.getpid()} on {engine.db.url.render_as_string(hide_password=True)}; "
+               "stop with SIGTERM or Ctrl-C.")
+    run_worker(engine, run_for=run_for, poll=poll, sweep_interval=sweep_interval, outbox_interval=outbox_interval)
+    click.echo(f"Worker {os.getpid()} stopped.")
+
+
+@cli.command()
+@pass_engine
+def escalate(engine: Engine) -> None:
+    """Run one escalation sweep now, and send the e-mail it wrote if SMTP is configured."""
+    from engine.notifications import OutboxSender, SmtpSettings
+
+    result = engine.escalation.sweep()
+    levels = ", ".join(f"{level}: {count}" for level, count in sorted(result.by_level.items())) or "none due"
+    click.echo(f"Escalated {result.fired} ({levels}); skipped {result.skipped}; cancelled {result.cancelled}.")
+    smtp = SmtpSettings.from_environment()
+    if smtp is not None:
+        counts = OutboxSender(engine, smtp).send_due()
+        click.echo(f"E-mail: {counts['sent']} sent, {counts['retried']} to retry, {counts['failed']} failed.")
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "uncertain"]),
+              help="Only messages in this state.")
+@click.option("--resend", "resend_id", type=int, help="Send this failed or uncertain message (again).")
+@pass_engine
+def outbox(engine: Engine, status: str | None, resend_id: int | None) -> None:
+    """List the e-mail outbox, newest first; or resend a failed or uncertain message."""
+    from engine.notifications import outbox_messages, resend
+
+    if resend_id is not None:
+        message = resend(engine, resend_id)
+        click.echo(f"Outbox message {message.id} to {message.recipient} will be sent again.")
+        return
+    messages = outbox_messages(engine, status)
+    for message in messages:
+        click.echo(f"{message.id:6}  {message.status:9} {message.attempts} attempt(s)  {message.recipient:30} "
+                   f"{message.subject[:50]}  {message.result or ''}")
+    if not messages:
+        click.echo("No messages.")
+
+
 def _owner(item) -> str:
     if item.assignee is not None:
         return item.assignee.username

@@ -211,3 +211,115 @@ class HistoryEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(150))
     task_spec: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# -- deadlines, escalations and notifications (engine/escalation.py, engine/notifications.py) --
+
+
+class EscalationStatus(str, enum.Enum):
+    PENDING = "pending"
+    DONE = "done"
+    # The item was closed, or a later level made this one pointless, before it was due.
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class Escalation(Base):
+    """One rung of a deadline's escalation ladder, planned when the deadline is set.
+
+    The sweep reads only pending rows that are due (``ix_escalations_status_due``), so
+    its cost follows the number of breaches, not of open items. ``dedupe_key`` is unique
+    per (work item or instance deadline, level): a rung can be planned and fired once."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)
+    # None for a deadline of the whole instance (e.g. a claim's response deadline).
+    work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), index=True)
+    level: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The deadline this rung belongs to (the item's or the instance's due moment).
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default=EscalationStatus.PENDING.value)
+    # The ladder's settings for this rung: recipients' rules, channels, priority, substitute.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fired_by: Mapped[str | None] = mapped_column(String(200))
+    # What firing did: who was notified, by which channels, what changed.
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class InstanceDeadline(Base):
+    """A deadline for a whole instance (a claim's response time), beside its items' own."""
+
+    __tablename__ = "instance_deadlines"
+    __table_args__ = (UniqueConstraint("instance_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who answers for the deadline: reminded before, told at the breach with their manager.
+    responsible: Mapped[str | None] = mapped_column(String(150))
+    team: Mapped[str | None] = mapped_column(String(150))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """An in-app notification: what a user sees in the bell, with an unread count."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_read", "user_id", "read_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"))
+    work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"))
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class OutboxStatus(str, enum.Enum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last retry
+    # A sender stopped between claiming and recording the result: it may have been sent,
+    # so it is not sent again (never twice); an admin decides.
+    UNCERTAIN = "uncertain"
+
+
+class OutboxMessage(Base):
+    """A message to send outside the database (e-mail), written in the step's transaction
+    and sent after the commit by the outbox sender."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The SMTP server's answer, or why the last attempt failed.
+    result: Mapped[str | None] = mapped_column(Text)
+
+    notification: Mapped[Notification | None] = relationship()

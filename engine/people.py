@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.errors import NotFound, UnknownUser
@@ -19,8 +19,11 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
+_USER_BY_NAME = select(User).where(User.username == bindparam("username"))
+
+
 def find_user(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == username))
+    return session.scalar(_USER_BY_NAME, {"username": username})
 
 
 def get_group(session: Session, name: str) -> Group:

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import people
-from engine.assignment import DueCalculator, calendar_due, resolve_assignment, stage_of
-from engine.calendar import business_calendars_of, due_calculator_for
+from engine.assignment import DueCalculator, resolve_assignment, stage_of
+from engine.calendar import BusinessCalendars, business_calendars_of, due_calculator_for
 from engine.compaction import compact
 from engine.db import create_db_engine, session_factories
 from engine.errors import (
@@ -181,21 +181,22 @@ class Engine:
         database_url: str,
         *,
         clock: Callable[[], datetime] = utcnow,
-        due_calculator: DueCalculator = calendar_due,
+        due_calculator: DueCalculator | None = None,
         **engine_options: Any,
     ):
         self.database_url = database_url
         self.db = create_db_engine(database_url, **engine_options)
         self._read, self._write = session_factories(self.db)
         self.clock = clock
-        self.due_calculator = due_calculator
+        # Deadlines count working time (CRMFLOW_CALENDAR, else the Russian production calendar).
+        self.due_calculator = due_calculator or BusinessCalendars.from_environment()
         self.script_engine = SandboxedScriptEngine()
         self._codec = StateCodec()
         self._specs: dict[int, tuple[Any, dict]] = {}
         self._specs_lock = threading.Lock()
         self._listeners: list[tuple[StepListener, frozenset[str] | None]] = []
         # Every deadline gets its escalation ladder, whichever front end created the item.
-        self.escalation = EscalationService(self, calendars=business_calendars_of(due_calculator)).install()
+        self.escalation = EscalationService(self, calendars=business_calendars_of(self.due_calculator)).install()
         # Layers above the engine (the CRM domain) register their step listeners here, so that
         # every Engine (CLI, worker, web UI, tests) keeps their records in step with the processes.
         for plugin in entry_points(group="crmflow.engine_plugins"):
@@ -471,7 +472,7 @@ class Engine:
         data: dict[str, Any] | None,
         user: str,
         expected_version: int | None = None,
-    ) -> WorkItem:
+    ) -> CompletedItem:
         """Complete a human step with the values of its form and run the process on.
 
         Raises StaleWorkItem when ``expected_version`` is not the item's version,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.assignment import calendar_due
 from engine.runtime import Engine
 
 BPMN = Path(__file__).parent / "bpmn"
@@ -32,7 +33,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def engine(database_url, clock):
-    engine = Engine(database_url, clock=clock)
+    # Calendar time, so that deadlines in these tests read plainly; working time has its own tests.
+    engine = Engine(database_url, clock=clock, due_calculator=calendar_due)
     engine.init_db()
     yield engine
     engine.dispose()

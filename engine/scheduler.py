@@ -1,0 +1,156 @@
+"""The scheduler: fires BPMN timers and escalations on time, and sends the outbox.
+
+APScheduler runs the jobs in a background thread pool, either embedded in the web
+server (``start_embedded``, what ``crmflow serve`` calls) or alone in ``crmflow worker``
+(``run_worker``) for several processes or machines. Any number of schedulers may run
+against one database: every job claims its rows atomically (see engine/escalation.py,
+engine/notifications.py, and ``Engine.wake``, which locks the instance), so each timer,
+rung and message is handled once.
+
+Jobs:
+
+- ``tick`` (every ``poll`` seconds, default 1 s): reads the timers due before the next
+  tick and the next escalation moment from their indexes; schedules an exact APScheduler
+  date trigger for each timer (so it fires within milliseconds of its moment rather than
+  up to a poll late) and starts the sweep job when a rung is due.
+- ``escalations`` (every ``sweep_interval``, and once at start): the safety sweep; on
+  start it escalates, once and in order, whatever fell due while no scheduler ran.
+- ``outbox`` (every ``outbox_interval``): sends due e-mail, with retries and back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
+
+from engine.errors import CrmflowError
+from engine.models import InstanceStatus, ProcessInstance
+from engine.notifications import OutboxSender, SmtpSettings
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, engine, *, smtp: SmtpSettings | None = None, poll: float = 1.0,
+                 sweep_interval: float = 30.0, outbox_interval: float = 5.0, worker: str | None = None,
+                 threads: int = 4):
+        if poll <= 0 or sweep_interval <= 0 or outbox_interval <= 0:
+            raise ValueError("scheduler intervals must be positive numbers of seconds")
+        self.engine = engine
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        engine.escalation.worker = self.worker
+        self.sender = OutboxSender(engine, smtp, worker=self.worker) if smtp is not None else None
+        self.poll = poll
+        self.sweep_interval = sweep_interval
+        self.outbox_interval = outbox_interval
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(threads)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=timezone.utc,
+        )
+        self._sweep_lock = threading.Lock()
+
+    def start(self) -> Scheduler:
+        now = datetime.now(timezone.utc)
+        self.scheduler.add_job(self.tick, "interval", seconds=self.poll, id="tick", next_run_time=now)
+        self.scheduler.add_job(self.sweep, "interval", seconds=self.sweep_interval, id="escalations",
+                               next_run_time=now)
+        if self.sender is not None:
+            self.scheduler.add_job(self.send_outbox, "interval", seconds=self.outbox_interval, id="outbox",
+                                   next_run_time=now)
+        else:
+            log.warning("CRMFLOW_SMTP_HOST is not set: e-mail notifications wait in the outbox unsent")
+        self.scheduler.start()
+        log.info("Scheduler %s started (poll %.1fs, sweep %.0fs)", self.worker, self.poll, self.sweep_interval)
+        return self
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop taking new work; with ``wait``, let running jobs finish their transaction."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = datetime.now(timezone.utc)
+        horizon = now + timedelta(seconds=self.poll)
+        for instance_id, moment in self._upcoming_wakeups(horizon):
+            # An exact wake-up at the timer's moment (at once if it is past), run by the
+            # thread pool: a slow instance does not hold up the others or the next tick.
+            self.scheduler.add_job(self.wake, "date", run_date=max(moment, now), args=[instance_id],
+                                   id=f"wake:{instance_id}", replace_existing=True)
+        due = self.engine.escalation.next_due()
+        if due is not None and due <= now and not self._sweep_lock.locked():
+            # In the sweep's own job: a long sweep must not delay the timers.
+            self.scheduler.modify_job("escalations", next_run_time=now)
+
+    def wake(self, instance_id: int) -> None:
+        """Fire an instance's due timers, if they are still due (another scheduler, or the
+        instance's own step, may have moved it on since this wake-up was planned)."""
+        with self.engine.session() as session:
+            moment = session.scalar(select(ProcessInstance.next_wakeup_at).where(
+                ProcessInstance.id == instance_id, ProcessInstance.status == InstanceStatus.RUNNING.value))
+        if moment is None or moment > datetime.now(timezone.utc):
+            return
+        try:
+            self.engine.wake(instance_id)
+        except CrmflowError:
+            # The process itself failed (a script, a condition): nothing was saved; the
+            # instance stays due and is retried, and the error is in the log for its owner.
+            log.exception("Waking instance %s failed", instance_id)
+
+    def sweep(self) -> None:
+        # One sweep at a time in this process; other processes share the work by row locks.
+        if not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            result = self.engine.escalation.sweep(now=datetime.now(timezone.utc))
+            if result.fired or result.skipped:
+                log.info("Escalated %s (skipped %s): %s", result.fired, result.skipped, result.by_level)
+        finally:
+            self._sweep_lock.release()
+
+    def send_outbox(self) -> None:
+        counts = self.sender.send_due()
+        if any(counts.values()):
+            log.info("Outbox: %s", counts)
+
+    def _upcoming_wakeups(self, horizon: datetime, limit: int = 1000) -> list[tuple[int, datetime]]:
+        with self.engine.session() as session:
+            return list(session.execute(
+                select(ProcessInstance.id, ProcessInstance.next_wakeup_at)
+                .where(ProcessInstance.status == InstanceStatus.RUNNING.value,
+                       ProcessInstance.next_wakeup_at <= horizon)
+                .order_by(ProcessInstance.next_wakeup_at)
+                .limit(limit)
+            ))
+
+
+def start_embedded(engine, **options) -> Scheduler:
+    """Start the scheduler inside a server process (``crmflow serve``); SMTP settings
+    come from the environment. Call ``shutdown()`` on the result when the server stops."""
+    options.setdefault("smtp", SmtpSettings.from_environment())
+    return Scheduler(engine, **options).start()
+
+
+def run_worker(engine, *, run_for: float | None = None, **options) -> None:
+    """Run the scheduler alone until SIGTERM/SIGINT (or ``run_for`` seconds), then stop
+    after the running jobs finish their transactions."""
+    options.setdefault("smtp", SmtpSettings.from_environment())
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = Scheduler(engine, **options).start()
+    try:
+        stop.wait(run_for)
+    finally:
+        scheduler.shutdown(wait=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -25,10 +25,10 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import people
@@ -53,7 +53,6 @@ from engine.models import (
     HistoryEvent,
     InstanceStatus,
     ItemStatus,
-    Membership,
     ProcessDefinition,
     ProcessInstance,
     User,
@@ -61,6 +60,7 @@ from engine.models import (
     WorkItemCandidate,
 )
 from engine.scripting import SandboxedScriptEngine
+from engine import statements as sql
 from engine.state import StateCodec
 from engine.validation import Bundle, load_bundle, validate_paths
 
@@ -77,68 +77,6 @@ EVENTS_KEY = "crmflow_events"
 KEYS_KEY = "crmflow_process_keys"
 
 StepListener = Callable[[Session, list[HistoryEvent]], None]
-
-# The statements of every step, built once: building a statement and its cache key costs
-# more than SQLite takes to run it. A step reads and writes plain rows through them; the
-# ORM serves the rest of the API.
-_USERS, _GROUPS, _MEMBERSHIPS = User.__table__, Group.__table__, Membership.__table__
-_ITEMS, _CANDIDATES, _INSTANCES = WorkItem.__table__, WorkItemCandidate.__table__, ProcessInstance.__table__
-_INSTANCE_COLUMNS = (_INSTANCES.c.id, _INSTANCES.c.version, _INSTANCES.c.definition_id, _INSTANCES.c.process_key,
-                     _INSTANCES.c.status, _INSTANCES.c.current_stage, _INSTANCES.c.ended_at, _INSTANCES.c.state)
-_LOCK_INSTANCE = select(*_INSTANCE_COLUMNS).where(_INSTANCES.c.id == bindparam("instance_id")).with_for_update()
-_LOCK_INSTANCE_OF_ITEM = (
-    select(*_INSTANCE_COLUMNS).join(_ITEMS, _ITEMS.c.instance_id == _INSTANCES.c.id)
-    .where(_ITEMS.c.id == bindparam("item_id")).with_for_update(of=_INSTANCES)
-)
-_LOCK_ITEM = select(
-    _ITEMS.c.id, _ITEMS.c.instance_id, _ITEMS.c.task_id, _ITEMS.c.task_spec, _ITEMS.c.name, _ITEMS.c.stage,
-    _ITEMS.c.status, _ITEMS.c.version, _ITEMS.c.assignee_id, _ITEMS.c.completed_by_id,
-).where(_ITEMS.c.id == bindparam("item_id")).with_for_update()
-_OPEN_ITEMS_OF_TASKS = select(_ITEMS.c.id, _ITEMS.c.version, _ITEMS.c.task_spec).where(
-    _ITEMS.c.instance_id == bindparam("instance_id"), _ITEMS.c.status == ItemStatus.OPEN.value,
-    _ITEMS.c.task_id.in_(bindparam("task_ids", expanding=True)),
-)
-_USER_BY_NAME = select(_USERS.c.id, _USERS.c.username).where(_USERS.c.username == bindparam("username"))
-_USERNAME_BY_ID = select(_USERS.c.username).where(_USERS.c.id == bindparam("user_id"))
-_IS_CANDIDATE = select(_CANDIDATES.c.work_item_id).where(
-    _CANDIDATES.c.work_item_id == bindparam("item_id"),
-    or_(
-        and_(_CANDIDATES.c.kind == "user", _CANDIDATES.c.name == bindparam("username")),
-        and_(_CANDIDATES.c.kind == "group", _CANDIDATES.c.name.in_(
-            select(_GROUPS.c.name).join(_MEMBERSHIPS, _MEMBERSHIPS.c.group_id == _GROUPS.c.id)
-            .where(_MEMBERSHIPS.c.user_id == bindparam("user_id"))
-        )),
-    ),
-).limit(1)
-_PROCESS_KEY_OF_INSTANCE = select(_INSTANCES.c.process_key).where(_INSTANCES.c.id == bindparam("instance_id"))
-_DEFINITION_SOURCES = select(ProcessDefinition.__table__.c.sources).where(
-    ProcessDefinition.__table__.c.id == bindparam("definition_id"))
-# Claim and reassign work on the ORM object.
-_ITEM_FOR_UPDATE = (
-    select(WorkItem).where(WorkItem.id == bindparam("item_id")).with_for_update(of=WorkItem)
-    .options(joinedload(WorkItem.candidates))
-)
-_INSERT_INSTANCE = _INSTANCES.insert()
-_INSERT_ITEM = _ITEMS.insert()
-_INSERT_CANDIDATES = _CANDIDATES.insert()
-_INSERT_HISTORY = HistoryEvent.__table__.insert()
-
-
-def _versioned_update(table, *columns: str):
-    """UPDATE table SET columns..., version = version + 1 WHERE id = :b_id AND version = :b_version"""
-    return (
-        table.update()
-        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-        .values(version=table.c.version + 1, **{name: bindparam(f"b_{name}") for name in columns})
-    )
-
-
-_COMPLETE_ITEM = _versioned_update(_ITEMS, "status", "completed_at", "assignee_id", "completed_by_id",
-                                   "submitted_data")
-_CANCEL_ITEM = _versioned_update(_ITEMS, "status", "completed_at")
-_SAVE_INSTANCE = _versioned_update(_INSTANCES, "state", "status", "ended_at", "current_stage", "next_wakeup_at",
-                                   "updated_at")
-
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -318,7 +256,7 @@ class Engine:
             row = {"definition_id": definition.id, "process_key": process_key, "business_key": business_key,
                    "status": InstanceStatus.RUNNING.value, "state": "", "version": 1, "started_by": started_by,
                    "started_at": now, "updated_at": now}
-            instance_id = session.execute(_INSERT_INSTANCE, row).inserted_primary_key[0]
+            instance_id = session.execute(sql.INSERT_INSTANCE, row).inserted_primary_key[0]
             live = LiveInstance(instance_id, 1, definition.id, process_key, row["status"], None, None, "")
             _record(session, EventType.INSTANCE_STARTED, now, started_by, instance_id,
                     detail={"version": definition.version, "business_key": business_key})
@@ -346,7 +284,7 @@ class Engine:
         """Fire the instance's due timers and run what follows them."""
 
         def step(session: Session) -> ProcessInstance:
-            live = _lock_instance(session, _LOCK_INSTANCE, instance_id=instance_id)
+            live = _lock_instance(session, sql.LOCK_INSTANCE, instance_id=instance_id)
             if live is None:
                 raise NotFound(f"There is no process instance {instance_id}.")
             if live.status == InstanceStatus.RUNNING.value:
@@ -484,16 +422,16 @@ class Engine:
         def step(session: Session) -> CompletedItem:
             users = _UserRows(session)
             performer = users.get(user)
-            live = _lock_instance(session, _LOCK_INSTANCE_OF_ITEM, item_id=item_id)
+            live = _lock_instance(session, sql.LOCK_INSTANCE_OF_ITEM, item_id=item_id)
             if live is None:
                 raise NotFound(f"There is no work item {item_id}.")
-            item = session.execute(_LOCK_ITEM, {"item_id": item_id}).one()
+            item = session.execute(sql.LOCK_ITEM, {"item_id": item_id}).one()
             if item.status != ItemStatus.OPEN.value:
                 raise WorkItemClosed(item.id, item.status, users.name_of(item.completed_by_id))
             if expected_version is not None and item.version != expected_version:
                 raise StaleWorkItem(item.id, expected_version, item.version)
             if item.assignee_id is None:
-                if session.execute(_IS_CANDIDATE, {"item_id": item.id, "username": performer.username,
+                if session.execute(sql.IS_CANDIDATE, {"item_id": item.id, "username": performer.username,
                                                    "user_id": performer.id}).first() is None:
                     raise NotAuthorized(f"{performer.username} is not a candidate for work item {item.id} ({item.name}).")
             elif item.assignee_id != performer.id:
@@ -507,7 +445,7 @@ class Engine:
             values = clean_submission(item.name, getattr(task.task_spec, "form", None), data)
             submitted = json_safe(values)
             now = self.clock()
-            _versioned_write(session, _COMPLETE_ITEM, item.id, item.version, {
+            _versioned_write(session, sql.COMPLETE_ITEM, item.id, item.version, {
                 "status": ItemStatus.COMPLETED.value, "completed_at": now, "submitted_data": submitted,
                 "assignee_id": item.assignee_id or performer.id, "completed_by_id": performer.id,
             })
@@ -567,9 +505,9 @@ class Engine:
         if cached is None:
             if session is None:
                 with self._read() as reader:
-                    sources = reader.scalar(_DEFINITION_SOURCES, {"definition_id": definition_id})
+                    sources = reader.scalar(sql.DEFINITION_SOURCES, {"definition_id": definition_id})
             else:
-                sources = session.scalar(_DEFINITION_SOURCES, {"definition_id": definition_id})
+                sources = session.scalar(sql.DEFINITION_SOURCES, {"definition_id": definition_id})
             with self._specs_lock:
                 cached = self._specs.get(definition_id)
                 if cached is None:
@@ -617,7 +555,7 @@ class Engine:
         else:
             status, ended_at, next_wakeup_at = live.status, live.ended_at, _next_wakeup(workflow)
             compact(workflow)
-        _versioned_write(session, _SAVE_INSTANCE, live.id, live.version, {
+        _versioned_write(session, sql.SAVE_INSTANCE, live.id, live.version, {
             "state": self._codec.dumps(workflow), "status": status, "ended_at": ended_at,
             "current_stage": current_stage, "next_wakeup_at": next_wakeup_at, "updated_at": now,
         })
@@ -631,9 +569,9 @@ class Engine:
         gone = [task_id for task_id in ready_before if task_id not in ready_after
                 and (completed is None or task_id != completed.task_id)]
         if gone:
-            cancelled = session.execute(_OPEN_ITEMS_OF_TASKS, {"instance_id": live.id, "task_ids": gone})
+            cancelled = session.execute(sql.OPEN_ITEMS_OF_TASKS, {"instance_id": live.id, "task_ids": gone})
             for item in cancelled:
-                _versioned_write(session, _CANCEL_ITEM, item.id, item.version,
+                _versioned_write(session, sql.CANCEL_ITEM, item.id, item.version,
                                  {"status": ItemStatus.CANCELLED.value, "completed_at": now})
                 _record(session, EventType.WORK_ITEM_CANCELLED, now, None, live.id, item.id, item.task_spec,
                         detail={"reason": "the process moved on without this step"})
@@ -662,7 +600,7 @@ class Engine:
             raise ProcessFailed(_describe_failure(problem)) from problem
         assignee = users.find(assignment.assignee) if assignment.assignee else None
         spec = task.task_spec
-        item_id = session.execute(_INSERT_ITEM, {
+        item_id = session.execute(sql.INSERT_ITEM, {
             "instance_id": live.id,
             "task_id": str(task.id),
             "task_spec": spec.bpmn_id,
@@ -679,7 +617,7 @@ class Engine:
         candidates = [{"work_item_id": item_id, "kind": "user", "name": n} for n in assignment.candidate_users]
         candidates += [{"work_item_id": item_id, "kind": "group", "name": n} for n in assignment.candidate_groups]
         if candidates:
-            session.execute(_INSERT_CANDIDATES, candidates)
+            session.execute(sql.INSERT_CANDIDATES, candidates)
         detail = {"assignee": assignment.assignee, "due_at": assignment.due_at.isoformat() if assignment.due_at else None,
                   "candidate_groups": assignment.candidate_groups, "candidate_users": assignment.candidate_users}
         if assignment.assignee and assignee is None:
@@ -760,7 +698,7 @@ class _UserRows:
 
     def find(self, username: str) -> Row | None:
         if username not in self.by_name:
-            self.by_name[username] = self.session.execute(_USER_BY_NAME, {"username": username}).first()
+            self.by_name[username] = self.session.execute(sql.USER_BY_NAME, {"username": username}).first()
         return self.by_name[username]
 
     def get(self, username: str) -> Row:
@@ -770,11 +708,11 @@ class _UserRows:
         return user
 
     def name_of(self, user_id: int | None) -> str | None:
-        return None if user_id is None else self.session.scalar(_USERNAME_BY_ID, {"user_id": user_id})
+        return None if user_id is None else self.session.scalar(sql.USERNAME_BY_ID, {"user_id": user_id})
 
 
 def _lock_item(session: Session, item_id: int) -> WorkItem:
-    item = session.scalars(_ITEM_FOR_UPDATE, {"item_id": item_id}).unique().one_or_none()
+    item = session.scalars(sql.ITEM_FOR_UPDATE, {"item_id": item_id}).unique().one_or_none()
     if item is None:
         raise NotFound(f"There is no work item {item_id}.")
     return item
@@ -815,7 +753,7 @@ def _add_events(session: Session, events: list[HistoryEvent]) -> None:
 def _write_history(session: Session) -> list[HistoryEvent]:
     events = session.info.pop(EVENTS_KEY, [])
     if events:
-        session.execute(_INSERT_HISTORY, [_row(event) for event in events])
+        session.execute(sql.INSERT_HISTORY, [_row(event) for event in events])
     return events
 
 
@@ -826,7 +764,7 @@ def _row(event: HistoryEvent) -> dict[str, Any]:
 
 def _process_key(session: Session, keys: dict[int, str], instance_id: int) -> str:
     if instance_id not in keys:  # a claim or a reassignment: no step loaded the instance
-        keys[instance_id] = session.scalar(_PROCESS_KEY_OF_INSTANCE, {"instance_id": instance_id})
+        keys[instance_id] = session.scalar(sql.PROCESS_KEY_OF_INSTANCE, {"instance_id": instance_id})
     return keys[instance_id]
 
 

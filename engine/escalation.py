@@ -296,13 +296,11 @@ class EscalationService:
         ladder = ladder.with_properties(self._properties_of_process(definition),
                                         f"Process '{definition.key}'")
         if task_spec:
-            spec, subprocess_specs = self.engine._spec(definition.id, definition.key)
-            for candidate in (spec, *subprocess_specs.values()):
-                if task_spec in candidate.task_specs:
-                    task = candidate.task_specs[task_spec]
-                    name = f" ({task.bpmn_name})" if task.bpmn_name else ""
-                    ladder = ladder.with_properties(task.extensions or {}, f"User task '{task_spec}'{name}")
-                    break
+            from engine.runtime import find_task_spec  # the runtime imports this module
+
+            task = find_task_spec(*self.engine._spec(definition.id, definition.key), task_spec)
+            name = f" ({task.bpmn_name})" if task.bpmn_name else ""
+            ladder = ladder.with_properties(task.extensions or {}, f"User task '{task_spec}'{name}")
         return ladder
 
     def _properties_of_process(self, definition) -> dict[str, str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -226,7 +227,7 @@ class Engine:
         with self._read() as session:
             instance = session.get(ProcessInstance, item.instance_id)
             spec, subprocess_specs = self._spec(instance.definition_id, instance.process_key, session)
-        task_spec = _find_task_spec(spec, subprocess_specs, item.task_spec)
+        task_spec = find_task_spec(spec, subprocess_specs, item.task_spec)
         return form_fields(getattr(task_spec, "form", None))
 
     # -- instances -------------------------------------------------------------------
@@ -663,11 +664,16 @@ def _latest_definition(session: Session, key: str) -> ProcessDefinition | None:
     )
 
 
-def _find_task_spec(spec, subprocess_specs, name: str):
+def find_task_spec(spec, subprocess_specs, bpmn_id: str):
+    """The spec of the task a work item's ``task_spec`` names. For a multi-instance task
+    that is the spec of one instance (with the form and properties), not the wrapper."""
     for candidate in [spec, *subprocess_specs.values()]:
-        if name in candidate.task_specs:
-            return candidate.task_specs[name]
-    raise NotFound(f"The process has no task {name!r}.")
+        if bpmn_id in candidate.task_specs:
+            task_spec = candidate.task_specs[bpmn_id]
+            if isinstance(task_spec, MultiInstanceTask):
+                task_spec = candidate.task_specs[task_spec.task_spec]
+            return task_spec
+    raise NotFound(f"The process has no task {bpmn_id!r}.")
 
 
 @dataclass(frozen=True)

@@ -266,3 +266,14 @@ def test_a_listener_for_some_processes_sees_only_their_events(company):
     company.reassign(only_item(company, approval.id).id, "bob", by_user="boss")  # no step loads the instance
 
     assert seen == [reminder.id]
+
+
+def test_each_instance_of_a_multi_instance_task_is_a_work_item_with_the_form(company):
+    instance = company.start("mi_loop", {"rounds": 0, "target": 1, "owners": ["ann", "bob"]})
+
+    items = company.work_items(instance_id=instance.id)
+    assert sorted(i.assignee.username for i in items) == ["ann", "bob"]
+    assert [f.id for f in company.user_task_form(items[0])] == ["ok"]
+    for item in items:
+        company.complete(item.id, {"ok": True}, item.assignee.username)
+    assert company.instance(instance.id).instance.status == "completed"

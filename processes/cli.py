@@ -1,0 +1,69 @@
+"""The domain's ``crmflow`` commands (registered through the ``crmflow.commands`` entry points)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.cli import pass_engine
+from engine.runtime import Engine
+from processes.importer import count_rows, import_customers as run_import
+from processes.setup import init_db
+
+
+@click.command("import-customers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--by", "by", required=True, help="Username of who imports (recorded on the customers).")
+@click.option("--curator", help="Curator of rows that name none.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every row's result to this CSV file.")
+@pass_engine
+def import_customers(engine: Engine, file: Path, by: str, curator: str | None, report_path: Path | None) -> None:
+    """Import customers from FILE (.csv, .xlsx, or .vcf from Outlook) with the duplicate check."""
+    init_db(engine)
+    engine.user(by)  # an unknown importer is refused before any work
+    if curator:
+        engine.user(curator)
+    total = count_rows(file)
+    with click.progressbar(length=total, label=f"Importing {file.name}", show_pos=True) as bar:
+        report = run_import(engine, file, by, curator=curator, progress=bar.update)
+    click.echo(report.summary())
+    for rejected in report.rejected[:50]:
+        click.echo(f"  row {rejected.row} rejected ({rejected.name or 'no name'}): {rejected.reason}")
+    if len(report.rejected) > 50:
+        click.echo(f"  ... and {len(report.rejected) - 50} more rejected rows" +
+                   ("" if report_path else "; use --report FILE for all of them"))
+    for matched in report.matched[:20]:
+        click.echo(f"  row {matched.row} matched customer #{matched.customer_id}: {', '.join(matched.reasons)}")
+    if len(report.matched) > 20:
+        click.echo(f"  ... and {len(report.matched) - 20} more matched rows")
+    if report_path:
+        report.write_csv(report_path)
+        click.echo(f"Report written to {report_path}")
+
+
+@click.command()
+@click.option("--reset", is_flag=True, help="Drop everything in the database first, then load the demo.")
+@click.option("--customers", default=300, show_default=True, help="How many customers to create.")
+@pass_engine
+def demo(engine: Engine, reset: bool, customers: int) -> None:
+    """Load a demo company: users in roles, customers, deals at every stage, claims."""
+    from processes.demo import DemoRefused, has_data, load_demo, wipe
+
+    init_db(engine)
+    if reset:
+        wipe(engine)
+        click.echo("Database wiped.")
+    else:
+        problem = has_data(engine)
+        if problem:
+            raise click.ClickException(f"Refusing to load the demo: {problem}. "
+                                       "Use `crmflow demo --reset` to wipe the database and load it again.")
+    try:
+        users = load_demo(engine.database_url, customers=customers, echo=click.echo)
+    except DemoRefused as refused:
+        raise click.ClickException(f"Refusing to load the demo: {refused}.") from None
+    click.echo("\nDemo logins (user / password / roles):")
+    for user in users:
+        click.echo(f"  {user.username:12} {user.password:16} {', '.join(user.roles)}")

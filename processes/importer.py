@@ -1,0 +1,463 @@
+"""Import a customer base from CSV, Excel (.xlsx) or vCard (Outlook's export) (seed 004).
+
+Every row goes through the same check as a customer registered by hand: bad values are
+rejected with the reason, likely duplicates (of existing customers, or of an earlier row
+of the same file) are reported as matched and not created twice. A bad row never stops
+the import. Rows are committed in batches of BATCH_SIZE: each batch's keys are looked up
+in one query and its new customers inserted in bulk; a batch the database refuses is
+stored again row by row, each under a savepoint, so that a row lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import quopri
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from engine import people
+from engine.db import session_factories
+from engine.runtime import Engine
+from processes import customers as store
+from processes.customers import ContactDraft, CustomerDraft
+from processes.errors import InvalidData
+from processes.models import ContactPerson, Customer, CustomerKey
+
+BATCH_SIZE = 500
+# (kind, value) pairs per duplicate lookup: far below SQLite's and PostgreSQL's parameter limits.
+KEY_LOOKUP_CHUNK = 400
+
+# Column headers people use, in Russian and English, for each field of a customer.
+HEADERS = {
+    "name": ("name", "customer", "company", "organisation", "organization", "наименование", "название",
+             "клиент", "контрагент", "организация", "фио"),
+    "kind": ("kind", "type", "тип", "вид"),
+    "inn": ("inn", "tax id", "инн"),
+    "phone": ("phone", "phones", "telephone", "телефон", "телефоны"),
+    "email": ("email", "e-mail", "emails", "почта", "электронная почта"),
+    "address": ("address", "адрес"),
+    "category": ("category", "категория"),
+    "importance": ("importance", "важность"),
+    "status": ("status", "статус"),
+    "relationship_stage": ("relationship stage", "стадия отношений", "стадия"),
+    "curator": ("curator", "manager", "куратор", "ответственный", "менеджер"),
+    "partner_role": ("role", "partner role", "роль"),
+    "contact": ("contact", "contact person", "контактное лицо", "контакт"),
+    "position": ("position", "job title", "должность"),
+}
+KINDS = {"organisation": "organisation", "organization": "organisation", "company": "organisation",
+         "юл": "organisation", "юридическое лицо": "organisation", "организация": "organisation", "b2b": "organisation",
+         "person": "person", "private": "person", "фл": "person", "физическое лицо": "person", "b2c": "person"}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    row: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Matched:
+    row: int
+    name: str
+    customer_id: int
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class ImportReport:
+    source: str
+    created: list[tuple[int, int]] = field(default_factory=list)  # (row, customer id)
+    matched: list[Matched] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.created) + len(self.matched) + len(self.rejected)
+
+    def summary(self) -> str:
+        return (f"{self.source}: {self.total} rows: {len(self.created)} created, "
+                f"{len(self.matched)} matched existing customers, {len(self.rejected)} rejected")
+
+    def write_csv(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["row", "result", "name", "customer_id", "reason"])
+            for row, customer_id in self.created:
+                writer.writerow([row, "created", "", customer_id, ""])
+            for m in self.matched:
+                writer.writerow([m.row, "matched", m.name, m.customer_id, "; ".join(m.reasons)])
+            for r in self.rejected:
+                writer.writerow([r.row, "rejected", r.name, "", r.reason])
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    number: int  # the row's number in the file (1 = first data row) or the card's
+    values: dict[str, Any]
+
+
+def read_rows(path: Path) -> Iterator[SourceRow]:
+    """The file's rows as {field: value}, by its extension."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_rows(path)
+    if suffix == ".xlsx":
+        return _xlsx_rows(path)
+    if suffix in (".vcf", ".vcard"):
+        return _vcard_rows(path)
+    raise ValueError(f"{path.name}: unknown file type {suffix!r}; import .csv, .xlsx or .vcf files")
+
+
+def count_rows(path: Path) -> int:
+    return sum(1 for _ in read_rows(path))
+
+
+def import_customers(engine: Engine, path: Path, by: str, *, curator: str | None = None,
+                     progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Import the file; ``progress(n)`` is told after every n rows. ``curator`` is the
+    default curator of rows that name none."""
+    report = ImportReport(path.name)
+    _, write = session_factories(engine.db)
+    now = engine.clock()
+    with engine.session() as session:
+        people.get_user(session, by)
+        if curator:
+            people.get_user(session, curator)
+    rows = read_rows(path)
+    while True:
+        batch = list(islice(rows, BATCH_SIZE))
+        if not batch:
+            break
+        with write.begin() as session:
+            _import_batch(session, batch, report, now, by, curator)
+        if progress:
+            progress(len(batch))
+    report.created.sort()
+    report.matched.sort(key=lambda m: m.row)
+    report.rejected.sort(key=lambda r: r.row)
+    return report
+
+
+@dataclass
+class _Prepared:
+    row: SourceRow
+    clean: store.CleanCustomer
+    curator_id: int | None
+    customer_id: int | None = None
+    same_as: _Prepared | None = None  # an earlier row of the file this one duplicates
+    same_as_reasons: tuple[str, ...] = ()
+
+
+def _import_batch(session: Session, batch: list[SourceRow], report: ImportReport, now: datetime, by: str,
+                  default_curator: str | None) -> None:
+    """Check the batch's rows, look all their keys up in one query, and insert the new
+    customers in bulk. If the database refuses the bulk insert, the rows are stored one
+    by one so that only the refused rows are lost."""
+    curators: dict[str, int | None] = {}
+    prepared: list[_Prepared] = []
+    for row in batch:
+        name = str(row.values.get("name") or "").strip()
+        try:
+            draft = _draft(row.values, default_curator)
+            clean = store.check_draft(draft)
+            curator_id = None
+            if draft.curator:
+                if draft.curator not in curators:
+                    user = people.find_user(session, draft.curator)
+                    curators[draft.curator] = user.id if user is not None and user.active else None
+                curator_id = curators[draft.curator]
+                if curator_id is None:
+                    raise InvalidData("customer", {"curator": f"there is no crmflow user {draft.curator!r}"})
+            prepared.append(_Prepared(row, clean, curator_id))
+        except InvalidData as problem:
+            report.rejected.append(Rejected(row.number, name, "; ".join(f"{k}: {v}" for k, v in problem.errors.items())))
+
+    existing = _existing_keys(session, {key for p in prepared for key in p.clean.keys})
+    seen_in_file: dict[tuple[str, str], _Prepared] = {}
+    new: list[_Prepared] = []
+    for entry in prepared:
+        reasons: dict[int, list[str]] = defaultdict(list)
+        for key in entry.clean.keys:
+            for customer_id in existing.get(key, ()):
+                reasons[customer_id].append(store.describe(*key))
+        if reasons:
+            best = store.rank(reasons)[0]
+            report.matched.append(Matched(entry.row.number, _name(entry), best, tuple(sorted(reasons[best]))))
+            continue
+        earlier = [(seen_in_file[key], key) for key in entry.clean.keys if key in seen_in_file]
+        if earlier:
+            entry.same_as = earlier[0][0]
+            entry.same_as_reasons = tuple(sorted(store.describe(*key) for match, key in earlier
+                                                 if match is entry.same_as))
+            continue
+        for key in entry.clean.keys:
+            seen_in_file.setdefault(key, entry)
+        new.append(entry)
+
+    try:
+        with session.begin_nested():
+            _insert(session, new, now, by)
+    except DBAPIError:
+        for entry in new:
+            try:
+                with session.begin_nested():
+                    _insert(session, [entry], now, by)
+            except DBAPIError as problem:
+                reason = str(problem.orig).strip().splitlines()[0] if problem.orig else str(problem)
+                report.rejected.append(Rejected(entry.row.number, _name(entry), f"could not be stored: {reason}"))
+    for entry in new:
+        if entry.customer_id is not None:
+            report.created.append((entry.row.number, entry.customer_id))
+    for entry in prepared:
+        if entry.same_as is not None:
+            if entry.same_as.customer_id is None:
+                report.rejected.append(Rejected(entry.row.number, _name(entry),
+                                                f"duplicates row {entry.same_as.row.number}, which was not stored"))
+            else:
+                report.matched.append(Matched(entry.row.number, _name(entry), entry.same_as.customer_id,
+                                              entry.same_as_reasons))
+
+
+def _name(entry: _Prepared) -> str:
+    return entry.clean.draft.name.strip()
+
+
+def _existing_keys(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+    found: dict[tuple[str, str], list[int]] = defaultdict(list)
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), KEY_LOOKUP_CHUNK):
+        chunk = ordered[start:start + KEY_LOOKUP_CHUNK]
+        for customer_id, kind, value in session.execute(
+            select(CustomerKey.customer_id, CustomerKey.kind, CustomerKey.value).where(store.key_condition(chunk))
+        ):
+            found[(kind, value)].append(customer_id)
+    return found
+
+
+def _insert(session: Session, entries: list[_Prepared], now: datetime, by: str) -> None:
+    if not entries:
+        return
+    ids = session.scalars(
+        insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+        [store.customer_row(e.clean, now, by, e.curator_id) for e in entries],
+    ).all()
+    keys, contacts = [], []
+    for entry, customer_id in zip(entries, ids):
+        keys += [{"customer_id": customer_id, "kind": kind, "value": value} for kind, value in entry.clean.keys]
+        contacts += [{**row, "customer_id": customer_id} for row in store.contact_rows(entry.clean)]
+    session.execute(insert(CustomerKey), keys)
+    if contacts:
+        session.execute(insert(ContactPerson), contacts)
+    for entry, customer_id in zip(entries, ids):
+        entry.customer_id = customer_id
+
+
+def _draft(values: dict[str, Any], default_curator: str | None) -> CustomerDraft:
+    def text(key: str) -> str | None:
+        value = values.get(key)
+        if value is None:
+            return None
+        value = str(value).strip()
+        return value or None
+
+    kind_text = (text("kind") or "").lower()
+    kind = KINDS.get(kind_text, kind_text) if kind_text else None
+    inn = text("inn")
+    if inn and re.fullmatch(r"\d+\.0", inn):  # Excel keeps numbers as floats
+        inn = inn[:-2]
+    if kind is None:
+        kind = "person" if inn and len(inn) == 12 and not _looks_like_company(text("name") or "") else "organisation"
+    contacts = []
+    if text("contact"):
+        contacts.append(ContactDraft(name=text("contact"), position=text("position"),
+                                     phones=_split(values.get("contact_phone")),
+                                     emails=_split(values.get("contact_email")),
+                                     birthday=values.get("birthday") if isinstance(values.get("birthday"), date) else None))
+    return CustomerDraft(
+        name=text("name") or "",
+        kind=kind,
+        partner_role=(text("partner_role") or "customer").lower(),
+        inn=inn,
+        status=(text("status") or "potential").lower(),
+        curator=text("curator") or default_curator,
+        relationship_stage=text("relationship_stage"),
+        importance=(text("importance") or "").upper() or None,
+        category=text("category"),
+        phones=_split(values.get("phone")),
+        emails=_split(values.get("email")),
+        addresses=[{"kind": "legal", "text": text("address")}] if text("address") else [],
+        contacts=contacts,
+    )
+
+
+def _looks_like_company(name: str) -> bool:
+    return bool(re.search(r"\b(ооо|ип|ао|зао|пао|llc|ltd|sia)\b", name.lower()))
+
+
+def _split(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value if str(v).strip()]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return [part.strip() for part in re.split(r"[;,\n]", str(value)) if part.strip()]
+
+
+def _field_of(header: str) -> str | None:
+    key = re.sub(r"\s+", " ", str(header or "").strip().lower().replace("ё", "е"))
+    for field_name, names in HEADERS.items():
+        if key in names:
+            return field_name
+    return None
+
+
+def _mapped(headers: list[Any]) -> list[str | None]:
+    fields = [_field_of(h) for h in headers]
+    if "name" not in fields:
+        raise ValueError(f"The file has no name column (found: {', '.join(str(h) for h in headers)}); "
+                         f"name it one of: {', '.join(HEADERS['name'])}")
+    return fields
+
+
+def _csv_rows(path: Path) -> Iterator[SourceRow]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1251")  # Excel on Russian Windows saves CSV in cp1251
+    sample = text[:4096]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=";,\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    fields = _mapped(next(reader, []))
+    for number, cells in enumerate(reader, start=1):
+        if not any(cell.strip() for cell in cells):
+            continue
+        yield SourceRow(number, _combine(fields, cells))
+
+
+def _xlsx_rows(path: Path) -> Iterator[SourceRow]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        fields = _mapped(list(next(rows, [])))
+        for number, cells in enumerate(rows, start=1):
+            if not any(cell not in (None, "") for cell in cells):
+                continue
+            yield SourceRow(number, _combine(fields, [c.date() if isinstance(c, datetime) else c for c in cells]))
+    finally:
+        workbook.close()
+
+
+def _combine(fields: list[str | None], cells: list[Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field_name, cell in zip(fields, cells):
+        if field_name is None or cell in (None, ""):
+            continue
+        if field_name in ("phone", "email") and field_name in values:
+            values[field_name] = f"{values[field_name]};{cell}"
+        else:
+            values[field_name] = cell
+    return values
+
+
+def _vcard_rows(path: Path) -> Iterator[SourceRow]:
+    """Outlook and phones export vCard 2.1 (often quoted-printable, cp1251) or 3.0/4.0 (UTF-8).
+    An organisation card (ORG) becomes the customer with the person as its contact; a card
+    without ORG is a private person."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1251")
+    card: list[tuple[str, dict[str, str], str]] | None = None
+    number = 0
+    for line in _unfold(text):
+        upper = line.upper()
+        if upper.startswith("BEGIN:VCARD"):
+            card = []
+        elif upper.startswith("END:VCARD"):
+            if card is not None:
+                number += 1
+                yield SourceRow(number, _card_values(card))
+            card = None
+        elif card is not None and ":" in line:
+            card.append(_vcard_property(line))
+
+
+def _unfold(text: str) -> Iterator[str]:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    current = ""
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            current += line[1:]
+        elif current.endswith("=") and "QUOTED-PRINTABLE" in current.upper().split(":", 1)[0]:
+            current = current[:-1] + line  # a quoted-printable soft line break
+        else:
+            if current:
+                yield current
+            current = line
+    if current:
+        yield current
+
+
+def _vcard_property(line: str) -> tuple[str, dict[str, str], str]:
+    head, value = line.split(":", 1)
+    name, *params = head.split(";")
+    options: dict[str, str] = {}
+    for param in params:
+        key, _, val = param.partition("=")
+        options[key.upper()] = val.upper() if val else key.upper()
+    if options.get("ENCODING") == "QUOTED-PRINTABLE":
+        charset = options.get("CHARSET", "UTF-8")
+        try:
+            value = quopri.decodestring(value.encode("ascii", "replace")).decode(charset, "replace")
+        except LookupError:
+            value = quopri.decodestring(value.encode("ascii", "replace")).decode("utf-8", "replace")
+    value = value.replace("\\n", "\n").replace("\\,", ",").replace("\\;", ";")
+    return name.split(".")[-1].upper(), options, value
+
+
+def _card_values(card: list[tuple[str, dict[str, str], str]]) -> dict[str, Any]:
+    props: dict[str, list[str]] = {}
+    for name, _, value in card:
+        props.setdefault(name, []).append(value.strip())
+    full_name = (props.get("FN") or [""])[0]
+    if not full_name and props.get("N"):
+        parts = [p for p in props["N"][0].split(";") if p]
+        full_name = " ".join(parts[1:2] + parts[:1])
+    organisation = (props.get("ORG") or [""])[0].split(";")[0].strip()
+    phones = props.get("TEL", [])
+    emails = props.get("EMAIL", [])
+    birthday = None
+    if props.get("BDAY"):
+        try:
+            birthday = date.fromisoformat(props["BDAY"][0][:10])
+        except ValueError:
+            birthday = None
+    address = (props.get("ADR") or [""])[0]
+    address = ", ".join(part for part in address.split(";") if part.strip())
+    if organisation:
+        return {"name": organisation, "kind": "organisation", "contact": full_name or None,
+                "position": (props.get("TITLE") or [None])[0], "contact_phone": phones, "contact_email": emails,
+                "birthday": birthday, "address": address or None}
+    return {"name": full_name, "kind": "person", "phone": phones, "email": emails, "address": address or None}

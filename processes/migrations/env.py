@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+
+from alembic import context
+
+from engine.db import Base, create_db_engine
+import engine.models  # noqa: F401  (the domain's foreign keys name the engine's tables)
+import processes.models  # noqa: F401  (registers the domain's tables on Base.metadata)
+
+config = context.config
+
+DOMAIN_TABLES = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__ == "processes.models"}
+
+
+def domain_tables_only(obj, name, type_, reflected, compare_to):
+    # The engine's tables share the metadata; its own migrations create and change them.
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    return table is None or table.name in DOMAIN_TABLES
+
+
+def run_migrations() -> None:
+    engine = config.attributes.get("engine")
+    if engine is None:
+        engine = create_db_engine(os.environ.get("CRMFLOW_DATABASE_URL", "sqlite:///instance/crmflow.db"))
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            version_table="processes_alembic_version",
+            include_object=domain_tables_only,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+run_migrations()

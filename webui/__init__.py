@@ -1,0 +1,40 @@
+"""The crmflow web UI: a Flask app on top of the engine facade.
+
+``create_app()`` builds the app from the environment (see ``webui.config``); tests pass an
+``Engine`` and overrides. Blueprints per area: ``auth`` (login, language), ``inbox``
+(employees), ``board`` (managers), ``designer`` (process definitions and the modeler),
+``instances`` (one process instance), ``customers`` (the customer card, deals, claims and
+the public self-service claim form), ``notifications`` (the bell), ``vendor`` (bpmn-js from the local node_modules).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from engine.runtime import Engine
+
+
+def create_app(config: dict[str, Any] | None = None, engine: Engine | None = None) -> Flask:
+    from webui import auth, board, customers, designer, errors, i18n, inbox, instances, notifications, vendor
+    from webui.config import ensure_secret_key, settings_from_environment
+
+    app = Flask(__name__)
+    app.config.update(settings_from_environment())
+    app.config.update(config or {})
+    ensure_secret_key(app.config)
+    if engine is None:
+        engine = Engine(app.config["CRMFLOW_DATABASE_URL"])
+    app.extensions["crmflow_engine"] = engine
+
+    auth.init_app(app)
+    vendor.init_app(app)
+    customers.init_app(app)
+    notifications.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+    for blueprint in (auth.bp, inbox.bp, board.bp, customers.bp, designer.bp, instances.bp, notifications.bp,
+                      vendor.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,86 @@
+"""Browser tests: the real app served on 127.0.0.1 in a thread, driven by Playwright in
+Debian's Chromium (/usr/bin/chromium; the set-up installs it, never `playwright install`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from test_webui_fixtures import PASSWORD, build_office  # noqa: E402
+from webui import create_app  # noqa: E402
+
+CHROMIUM = os.environ.get("CRMFLOW_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).parent.parent.parent / "docs" / "screenshots"
+
+
+@pytest.fixture
+def office(engine):
+    build_office(engine)
+    return engine
+
+
+@pytest.fixture
+def live_app(office):
+    """The app with its production settings (CSRF on)."""
+    return create_app({"SECRET_KEY": "browser-test", "BABEL_DEFAULT_TIMEZONE": "UTC"}, engine=office)
+
+
+@pytest.fixture
+def live_url(live_app):
+    """The app served on a free port of 127.0.0.1 for one test."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def sign_in(browser, live_url):
+    """sign_in("ann") -> a page signed in as ann, in a browser context of its own."""
+    contexts = []
+
+    def open_as(username: str, width: int = 1280, height: int = 860):
+        context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{live_url}/login")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/login" not in url)
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

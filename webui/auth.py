@@ -1,0 +1,122 @@
+"""Signing in and out, passwords, and the per-user language."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import get_locale, lazy_gettext
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_wtf import CSRFProtect, FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import DataRequired
+
+from engine.db import WRITE
+from engine.models import User
+from webui.access import engine, load_person, person_by_id
+
+bp = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+LOCALES = {"ru": "Русский", "en": "English"}
+# Checked when the user name is unknown, so that a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password", method="scrypt")
+
+
+def hash_password(password: str) -> str:
+    """scrypt, as werkzeug does it: salted, memory-hard, with its parameters in the hash."""
+    return generate_password_hash(password, method="scrypt")
+
+
+def init_app(app) -> None:
+    csrf.init_app(app)
+    manager = LoginManager(app)
+    manager.login_view = "auth.login"
+    manager.login_message = lazy_gettext("Please sign in to see this page.")
+    manager.login_message_category = "info"
+    manager.session_protection = "strong"
+
+    @manager.user_loader
+    def load_user(user_id: str):
+        try:
+            return person_by_id(int(user_id))
+        except ValueError:
+            return None
+
+    @app.context_processor
+    def layout_values():
+        from webui.i18n import Dates
+
+        return {"locales": LOCALES, "dates": Dates(), "page_locale": str(get_locale())}
+
+
+class LoginForm(FlaskForm):
+    username = StringField(lazy_gettext("User name"), validators=[DataRequired()])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired()])
+    remember = BooleanField(lazy_gettext("Keep me signed in"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("inbox.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        person = _check_credentials(form.username.data.strip(), form.password.data)
+        if person is None:
+            flash(_("Wrong user name or password."), "error")
+        else:
+            login_user(person, remember=form.remember.data)
+            return redirect(_safe_next(request.args.get("next")) or url_for(_home_endpoint(person)))
+    return render_template("login.html", form=form), 401 if form.is_submitted() else 200
+
+
+def _check_credentials(username: str, password: str):
+    with engine().session() as session:
+        user = session.scalar(select(User).where(User.username == username).options(selectinload(User.groups)))
+        if user is None or not user.password_hash or not user.active:
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        if not check_password_hash(user.password_hash, password):
+            return None
+        return load_person(session, user)
+
+
+def _home_endpoint(person) -> str:
+    if person.has_role("employee") or not (person.is_manager or person.is_designer):
+        return "inbox.index"
+    return "board.index" if person.is_manager else "designer.index"
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site: ``next=https://evil.example`` must not become an open redirect."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/settings/language", methods=["POST"])
+@login_required
+def language():
+    locale = request.form.get("locale", "")
+    if locale not in LOCALES:
+        flash(_("Unknown language %(code)s.", code=locale), "error")
+    else:
+        # One small write the engine facade has no call for: the user's own preference.
+        with Session(engine().db.execution_options(**WRITE)) as session, session.begin():
+            session.get(User, current_user.id).locale = locale
+    return redirect(_safe_next(request.form.get("next")) or url_for("inbox.index"))

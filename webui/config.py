@@ -1,0 +1,48 @@
+"""Settings from the environment, so the same build runs on a laptop and in production.
+
+CRMFLOW_DATABASE_URL  the engine's database (default: a SQLite file under ./instance/)
+CRMFLOW_SECRET_KEY    signs sessions and CSRF tokens; without it a random key is made per
+                      process (fine for one developer, logs everyone out on restart)
+CRMFLOW_TIMEZONE      the time zone dates are shown in (default Europe/Moscow)
+CRMFLOW_NODE_MODULES  where `npm ci` put bpmn-js (default: node_modules beside webui/)
+CRMFLOW_SECURE_COOKIES=1  session cookies only over HTTPS
+CRMFLOW_CLAIMS_PER_HOUR  self-service claims accepted per client address and hour (default 5)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from pathlib import Path
+from typing import Any
+
+from engine.cli import database_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_from_environment() -> dict[str, Any]:
+    secure = os.environ.get("CRMFLOW_SECURE_COOKIES") == "1"
+    return {
+        "CRMFLOW_DATABASE_URL": database_url(),
+        "SECRET_KEY": os.environ.get("CRMFLOW_SECRET_KEY"),
+        "BABEL_DEFAULT_LOCALE": "ru",
+        "BABEL_DEFAULT_TIMEZONE": os.environ.get("CRMFLOW_TIMEZONE", "Europe/Moscow"),
+        "CRMFLOW_NODE_MODULES": os.environ.get("CRMFLOW_NODE_MODULES", str(PROJECT_ROOT / "node_modules")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "CRMFLOW_CLAIMS_PER_HOUR": int(os.environ.get("CRMFLOW_CLAIMS_PER_HOUR", "5")),
+        # Uploaded BPMN files are a few hundred kilobytes at most; claim attachments up to 10 MB.
+        "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    }
+
+
+def ensure_secret_key(config) -> None:
+    if not config.get("SECRET_KEY"):
+        warnings.warn("CRMFLOW_SECRET_KEY is not set: using a random key, sessions end when the server restarts",
+                      stacklevel=3)
+        config["SECRET_KEY"] = secrets.token_hex(32)

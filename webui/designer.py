@@ -1,0 +1,191 @@
+"""Designers: process definitions and their versions, uploading and deploying BPMN, and
+the in-browser modeler (bpmn-js)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from collections import defaultdict
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
+from werkzeug.utils import secure_filename
+
+from engine.models import InstanceStatus, ProcessDefinition, ProcessInstance
+from engine.validation import BpmnValidationError
+from webui.access import engine, role_required
+from webui.diagrams import process_file
+
+bp = Blueprint("designer", __name__, url_prefix="/processes")
+SUFFIXES = (".bpmn", ".dmn")
+MAX_FILES = 20
+
+
+def _instance_counts(session) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    rows = session.execute(
+        select(ProcessInstance.definition_id, ProcessInstance.status, func.count())
+        .group_by(ProcessInstance.definition_id, ProcessInstance.status)
+    ).all()
+    for definition_id, status, count in rows:
+        counts[definition_id][status] = count
+    return counts
+
+
+@bp.route("/")
+@role_required("designer")
+def index():
+    with engine().session() as session:
+        counts = _instance_counts(session)
+    processes: dict[str, list[ProcessDefinition]] = defaultdict(list)
+    for definition in engine().definitions():
+        processes[definition.key].append(definition)
+    for versions in processes.values():
+        versions.sort(key=lambda d: d.version, reverse=True)
+    return render_template("processes.html", processes=sorted(processes.items()), counts=counts,
+                           running=InstanceStatus.RUNNING.value)
+
+
+def _definition(key: str, version: int) -> ProcessDefinition:
+    with engine().session() as session:
+        definition = session.scalar(
+            select(ProcessDefinition)
+            .where(ProcessDefinition.key == key, ProcessDefinition.version == version)
+            .options(undefer(ProcessDefinition.sources))
+        )
+    if definition is None:
+        abort(404)
+    return definition
+
+
+@bp.route("/<key>/v<int:version>")
+@role_required("designer")
+def definition(key: str, version: int):
+    definition = _definition(key, version)
+    with engine().session() as session:
+        counts = _instance_counts(session).get(definition.id, {})
+        recent = list(session.scalars(
+            select(ProcessInstance).where(ProcessInstance.definition_id == definition.id)
+            .order_by(ProcessInstance.id.desc()).limit(20)
+        ))
+    file_name, xml = process_file(definition)
+    versions = sorted((d.version for d in engine().definitions(key)), reverse=True)
+    return render_template("definition.html", definition=definition, counts=counts, recent=recent, xml=xml,
+                           file_name=file_name, versions=versions)
+
+
+@bp.route("/<key>/v<int:version>/bpmn")
+@role_required("designer")
+def download(key: str, version: int):
+    file_name, xml = process_file(_definition(key, version))
+    return Response(xml, mimetype="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{secure_filename(file_name)}"'})
+
+
+def _validate_and_maybe_deploy(files: dict[str, bytes], deploy: bool):
+    """Problems of the files (errors and warnings) and, when asked and error-free, what
+    was deployed. The files go through a private temporary folder because the engine
+    reads BPMN from paths."""
+    with tempfile.TemporaryDirectory(prefix="crmflow-upload-") as folder:
+        for name, content in files.items():
+            (Path(folder) / name).write_bytes(content)
+        problems = _named_as_uploaded(engine().validate([folder]), folder)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors or not deploy:
+            return problems, []
+        try:
+            return problems, engine().deploy([folder], deployed_by=current_user.username)
+        except BpmnValidationError as refused:
+            return _named_as_uploaded(refused.problems, folder), []
+
+
+def _named_as_uploaded(problems, folder: str) -> list:
+    """Problems name the uploaded file, not the temporary folder it was checked in."""
+    prefix = str(Path(folder)) + "/"
+    return [replace(p, file=p.file.removeprefix(prefix)) for p in problems]
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@role_required("designer")
+def upload():
+    if request.method == "GET":
+        return render_template("upload.html", problems=None, files={})
+    files: dict[str, bytes] = {}
+    messages = []
+    for storage in request.files.getlist("files")[:MAX_FILES]:
+        if not storage.filename:
+            continue
+        name = secure_filename(storage.filename)
+        if not name.endswith(SUFFIXES):
+            messages.append(_("%(name)s: only .bpmn and .dmn files can be deployed.", name=storage.filename))
+        elif name in files:
+            messages.append(_("%(name)s: two files have this name.", name=name))
+        else:
+            files[name] = storage.read()
+    if not files and not messages:
+        messages.append(_("Choose at least one .bpmn file."))
+    if messages:
+        for message in messages:
+            flash(message, "error")
+        return render_template("upload.html", problems=None, files={}), 400
+    deploy = request.form.get("action") == "deploy"
+    problems, results = _validate_and_maybe_deploy(files, deploy)
+    if results:
+        created = [r for r in results if r.created]
+        for result in results:
+            if result.created:
+                flash(_("Deployed %(key)s version %(version)d.", key=result.key, version=result.version), "success")
+            else:
+                flash(_("%(key)s is unchanged: version %(version)d already has this content.", key=result.key,
+                        version=result.version), "info")
+        first = (created or results)[0]
+        return redirect(url_for("designer.definition", key=first.key, version=first.version))
+    errors = [p for p in problems if p.severity == "error"]
+    if deploy and not errors:
+        flash(_("The files contain no executable process to deploy."), "error")
+    texts = {name: content.decode("utf-8", "replace") for name, content in files.items() if name.endswith(".bpmn")}
+    status = 422 if errors else 200
+    return render_template("upload.html", problems=problems, files=texts, errors=errors), status
+
+
+@bp.route("/<key>/v<int:version>/modeler")
+@role_required("designer")
+def modeler(key: str, version: int):
+    definition = _definition(key, version)
+    file_name, xml = process_file(definition)
+    return render_template("modeler.html", definition=definition, xml=xml, file_name=file_name)
+
+
+@bp.route("/<key>/v<int:version>/modeler", methods=["POST"])
+@role_required("designer")
+def save_model(key: str, version: int):
+    """Validate the edited diagram and deploy it as the next version. The other files the
+    version needs (called processes, decision tables) are deployed with it unchanged."""
+    definition = _definition(key, version)
+    file_name, _original = process_file(definition)
+    xml = request.form.get("xml", "")
+    if not xml.strip():
+        return jsonify(ok=False, problems=[{"message": _("The diagram is empty.")}]), 400
+    files = {name: text.encode("utf-8") for name, text in definition.sources.items()}
+    files[file_name] = xml.encode("utf-8")
+    problems, results = _validate_and_maybe_deploy(files, deploy=True)
+    listed = [_problem_json(p) for p in problems]
+    mine = next((r for r in results if r.key == key), None)
+    if mine is None:
+        return jsonify(ok=False, problems=listed), 422
+    if not mine.created:
+        return jsonify(ok=False, problems=listed,
+                       message=_("Nothing changed: version %(version)d already has this content.",
+                                 version=mine.version)), 409
+    flash(_("Deployed %(key)s version %(version)d.", key=key, version=mine.version), "success")
+    return jsonify(ok=True, version=mine.version, problems=listed,
+                   url=url_for("designer.definition", key=key, version=mine.version))
+
+
+def _problem_json(problem) -> dict:
+    return {"file": problem.file, "line": problem.line, "element_id": problem.element_id,
+            "element_name": problem.element_name, "severity": problem.severity, "message": problem.message}

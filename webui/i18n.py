@@ -1,0 +1,116 @@
+"""Russian and English, chosen per user; dates, durations and numbers in their locale."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import request
+from babel import dates as babel_dates
+from flask_babel import Babel, format_decimal, get_locale, get_timezone
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext
+from flask_login import current_user
+
+from webui import worktime
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated:
+        return current_user.locale
+    return request.accept_languages.best_match(["ru", "en"]) or "ru"
+
+
+def init_app(app) -> None:
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.filters["number"] = format_decimal
+    app.jinja_env.filters["label"] = label
+
+
+class Dates:
+    """Date helpers for the templates (``dates.when(item.due_at)`` and so on), with the
+    user's locale and time zone looked up once per page rather than once per date."""
+
+    def __init__(self):
+        self.locale = get_locale()
+        self.timezone = get_timezone()
+
+    def when(self, moment: datetime | None) -> str:
+        return babel_dates.format_datetime(moment, "short", tzinfo=self.timezone, locale=self.locale) if moment else "—"
+
+    def lateness(self, due: datetime, now: datetime) -> str:
+        """How late, in working days once it is a day or more, otherwise in hours."""
+        days = worktime.working_days_late(due, now)
+        if days >= 1:
+            return ngettext("%(num)d working day late", "%(num)d working days late", days)
+        return _("%(span)s late", span=self._span(now - due))
+
+    def remaining(self, due: datetime, now: datetime) -> str:
+        return _("%(span)s left", span=self._span(max(due - now, timedelta())))
+
+    def _span(self, delta: timedelta) -> str:
+        return babel_dates.format_timedelta(delta, threshold=1.0, locale=self.locale)
+
+
+EVENT_LABELS = {
+    "instance_started": lazy_gettext("Process started"),
+    "instance_completed": lazy_gettext("Process finished"),
+    "task_completed": lazy_gettext("Step done"),
+    "work_item_created": lazy_gettext("Task created"),
+    "work_item_claimed": lazy_gettext("Task taken"),
+    "work_item_completed": lazy_gettext("Task completed"),
+    "work_item_reassigned": lazy_gettext("Task reassigned"),
+    "work_item_cancelled": lazy_gettext("Task cancelled"),
+    "stage_entered": lazy_gettext("Stage entered"),
+    "stage_left": lazy_gettext("Stage left"),
+    "timer_fired": lazy_gettext("Timer fired"),
+}
+STATUS_LABELS = {
+    "open": lazy_gettext("open"),
+    "running": lazy_gettext("running"),
+    "completed": lazy_gettext("completed"),
+    "cancelled": lazy_gettext("cancelled"),
+}
+# The CRM domain's codes (processes.models, processes.crm) as people read them.
+DOMAIN_LABELS = {
+    "organisation": lazy_gettext("organisation"),
+    "person": lazy_gettext("private person"),
+    "customer": lazy_gettext("customer"),
+    "supplier": lazy_gettext("supplier"),
+    "competitor": lazy_gettext("competitor"),
+    "other": lazy_gettext("other"),
+    "potential": lazy_gettext("potential"),
+    "existing": lazy_gettext("existing"),
+    "former": lazy_gettext("former"),
+    "typical": lazy_gettext("typical sale"),
+    "manual": lazy_gettext("deal with manual stages"),
+    "project": lazy_gettext("project (no stages)"),
+    "claim": lazy_gettext("claim"),
+    "in_progress": lazy_gettext("in progress"),
+    "won": lazy_gettext("won"),
+    "lost": lazy_gettext("lost"),
+    "triage": lazy_gettext("triage"),
+    "investigation": lazy_gettext("investigation"),
+    "resolution": lazy_gettext("resolution"),
+    "informing": lazy_gettext("informing the customer"),
+    "closed": lazy_gettext("closed"),
+    "meeting": lazy_gettext("meeting"),
+    "call_in": lazy_gettext("incoming call"),
+    "call_out": lazy_gettext("outgoing call"),
+    "email": lazy_gettext("e-mail"),
+    "letter": lazy_gettext("letter"),
+    "note": lazy_gettext("note"),
+    "planned": lazy_gettext("planned"),
+    "done": lazy_gettext("done"),
+    "quality": lazy_gettext("quality"),
+    "delivery_delay": lazy_gettext("late delivery"),
+    "wrong_goods": lazy_gettext("wrong goods"),
+    "damaged": lazy_gettext("damaged goods"),
+    "billing": lazy_gettext("billing"),
+    "service": lazy_gettext("service"),
+    "staff": lazy_gettext("staff behaviour"),
+}
+
+
+def label(kind: str) -> str:
+    """A history event type, a status or a domain code in the user's language."""
+    return str(EVENT_LABELS.get(kind) or STATUS_LABELS.get(kind) or DOMAIN_LABELS.get(kind) or kind)

@@ -1,0 +1,38 @@
+// Shows every [data-diagram] block with bpmn-js (served locally from /vendor) and marks
+// elements: {"completed": [ids], "current": [ids], "overdue": [ids], "problem": [ids]}.
+(function () {
+  "use strict";
+  var messages = JSON.parse(document.getElementById("diagram-messages").textContent);
+
+  function show(container) {
+    var status = container.querySelector(".diagram-status");
+    var xml = JSON.parse(container.querySelector(".diagram-xml").textContent);
+    var markers = JSON.parse(container.querySelector(".diagram-markers").textContent || "{}");
+    if (typeof window.BpmnJS !== "function") {
+      status.textContent = messages.missing;
+      return;
+    }
+    var viewer = new window.BpmnJS({ container: container });
+    window.crmflowWithLayout(xml).then(function (laidOut) {
+      return viewer.importXML(laidOut);
+    }).then(function () {
+      status.remove();
+      var canvas = viewer.get("canvas");
+      var registry = viewer.get("elementRegistry");
+      canvas.zoom("fit-viewport");
+      Object.keys(markers).forEach(function (kind) {
+        (markers[kind] || []).forEach(function (id) {
+          if (registry.get(id)) {
+            canvas.addMarker(id, "cf-" + kind);
+          }
+        });
+      });
+      container.setAttribute("data-rendered", "true");
+    }).catch(function (error) {
+      status.textContent = messages.failed.replace("{reason}", error.message || String(error));
+      container.setAttribute("data-rendered", "failed");
+    });
+  }
+
+  document.querySelectorAll("[data-diagram]").forEach(show);
+})();

@@ -24,7 +24,7 @@ from processes.crm import Crm
 from processes.customers import CustomerDraft
 from processes.importer import import_customers
 from processes.normalize import complete_inn
-from processes.setup import init_db
+
 
 
 def generate(path: Path, rows: int, seed: int = 4) -> None:
@@ -48,7 +48,7 @@ def generate(path: Path, rows: int, seed: int = 4) -> None:
 
 def fresh_engine(url: str | None, directory: Path, name: str) -> Engine:
     engine = Engine(url or f"sqlite:///{directory}/{name}.db")
-    init_db(engine)
+    engine.init_db()
     engine.add_user("bench")
     return engine
 

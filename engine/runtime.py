@@ -144,10 +144,13 @@ class Engine:
     # -- set-up ----------------------------------------------------------------------
 
     def init_db(self) -> None:
-        """Create or upgrade the schema to the latest Alembic revision."""
+        """Create or upgrade the schema to the latest Alembic revision: the engine's, then
+        that of every installed layer (the ``crmflow.migrations`` entry points)."""
         from engine.migrations import upgrade
 
         upgrade(self.db)
+        for layer in entry_points(group="crmflow.migrations"):
+            layer.load()(self.db)
 
     def dispose(self) -> None:
         self.db.dispose()

@@ -9,7 +9,7 @@ import click
 from engine.cli import pass_engine
 from engine.runtime import Engine
 from processes.importer import count_rows, import_customers as run_import
-from processes.setup import init_db
+
 
 
 @click.command("import-customers")
@@ -21,7 +21,7 @@ from processes.setup import init_db
 @pass_engine
 def import_customers(engine: Engine, file: Path, by: str, curator: str | None, report_path: Path | None) -> None:
     """Import customers from FILE (.csv, .xlsx, or .vcf from Outlook) with the duplicate check."""
-    init_db(engine)
+    engine.init_db()
     engine.user(by)  # an unknown importer is refused before any work
     if curator:
         engine.user(curator)
@@ -51,7 +51,7 @@ def demo(engine: Engine, reset: bool, customers: int) -> None:
     """Load a demo company: users in roles, customers, deals at every stage, claims."""
     from processes.demo import DemoRefused, has_data, load_demo, wipe
 
-    init_db(engine)
+    engine.init_db()
     if reset:
         wipe(engine)
         click.echo("Database wiped.")

@@ -24,7 +24,7 @@ from processes.crm import ClaimDraft, Crm, PlannedActivity
 from processes.customers import ContactDraft, CustomerDraft
 from processes.errors import DuplicateCustomer
 from processes.normalize import complete_inn
-from processes.setup import init_db
+
 from processes.stages import STAGES
 
 # The process library beside the package (the project is installed in place, pip install -e).
@@ -118,7 +118,7 @@ def load_demo(database_url: str, *, customers: int = 300, seed: int = 2026,
     clock = DemoClock(now or datetime.now(timezone.utc).replace(microsecond=0))
     engine = Engine(database_url, clock=clock)
     try:
-        init_db(engine)
+        engine.init_db()
         problem = has_data(engine)
         if problem:
             raise DemoRefused(problem)

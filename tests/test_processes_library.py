@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 from engine.db import Base
 from engine.runtime import Engine
 from engine.validation import validate_paths
-from processes.setup import init_db
+
 from test_processes_support import BPMN_LIBRARY
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -66,8 +66,8 @@ def test_every_user_task_has_an_owner_a_planned_duration_a_form_and_a_stage(path
 
 def test_the_domain_migrations_match_the_models(database_url):
     engine = Engine(database_url)
-    init_db(engine)
-    init_db(engine)  # a second run changes nothing
+    engine.init_db()
+    engine.init_db()  # a second run changes nothing
 
     def domain_only(obj, name, type_, reflected, compare_to):
         table = obj if type_ == "table" else getattr(obj, "table", None)

@@ -8,7 +8,7 @@ import pytest
 
 from processes.crm import Crm
 from processes.customers import ContactDraft, CustomerDraft
-from processes.setup import init_db
+
 from processes.normalize import complete_inn
 
 BPMN_LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
@@ -18,7 +18,6 @@ BPMN_LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
 def crm(engine):
     """A CRM on a migrated database: boss heads sales, olga and oleg investigate claims,
     ann and bob sell, root is an admin; the process library is deployed."""
-    init_db(engine)  # the engine fixture migrated the engine's tables; this adds the domain's
     engine.add_user("boss", "Boris Head", roles=["employee", "manager"])
     engine.add_user("ann", "Anna Sales", manager="boss")
     engine.add_user("bob", "Bob Sales", manager="boss")

@@ -1,17 +1,24 @@
-"""`crmflow serve`: the web UI (and, once the escalation work lands, its scheduler)."""
+"""`crmflow serve`: the web UI and, in the same process, the scheduler."""
 
 from __future__ import annotations
+
+import atexit
+import os
 
 import click
 
 from engine.cli import open_engine
-from processes.setup import init_db
 
 
-def start_background_jobs(app) -> None:
-    """THE place where the in-process scheduler (deadline escalation, reminders, timers)
-    is started next to the web server. Nothing runs here yet: the escalation work hooks
-    its APScheduler set-up in here, using ``app.extensions["crmflow_engine"]``."""
+def start_background_jobs(app):
+    """The in-process scheduler next to the web server: BPMN timers, deadline escalation,
+    the e-mail outbox. Several servers and ``crmflow worker`` processes may run it at once;
+    each rung and timer still fires exactly once."""
+    from engine.scheduler import start_embedded
+
+    scheduler = start_embedded(app.extensions["crmflow_engine"])
+    atexit.register(scheduler.shutdown)
+    return scheduler
 
 
 @click.command()
@@ -19,15 +26,19 @@ def start_background_jobs(app) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int, help="Worker threads (waitress).")
 @click.option("--dev", is_flag=True, help="Werkzeug's reloading development server instead of waitress.")
-def serve(host: str, port: int, threads: int, dev: bool) -> None:
+@click.option("--no-scheduler", is_flag=True,
+              help="Serve pages only; timers and escalations are left to `crmflow worker` processes.")
+def serve(host: str, port: int, threads: int, dev: bool, no_scheduler: bool) -> None:
     """Run the web UI on the database of CRMFLOW_DATABASE_URL (the engine's and the CRM's
     schemas are upgraded first)."""
     from webui import create_app
 
     engine = open_engine()
-    init_db(engine)
+    engine.init_db()
     app = create_app(engine=engine)
-    start_background_jobs(app)
+    # Werkzeug's reloader runs the app in a child process; the scheduler belongs there only.
+    if not no_scheduler and (not dev or os.environ.get("WERKZEUG_RUN_MAIN") == "true"):
+        start_background_jobs(app)
     click.echo(f"crmflow web UI on http://{host}:{port}/  (database {engine.db.url.render_as_string()})")
     if dev:
         app.run(host=host, port=port, debug=True, use_reloader=True)

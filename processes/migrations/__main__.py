@@ -5,11 +5,11 @@ import sys
 from engine.cli import database_url
 from engine.runtime import Engine
 from processes.migrations import autogenerate
-from processes.setup import init_db
+
 
 if len(sys.argv) != 2:
     sys.exit('usage: python -m processes.migrations "what changed"')
 engine = Engine(database_url())
-init_db(engine)  # the revision holds only what the models add to the current head
+engine.init_db()  # the revision holds only what the models add to the current head
 autogenerate(engine.db, sys.argv[1])
 engine.dispose()

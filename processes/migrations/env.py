@@ -5,8 +5,8 @@ import os
 from alembic import context
 
 from engine.db import Base, create_db_engine
-import engine.models  # noqa: F401  (the domain's foreign keys name the engine's tables)
-import processes.models  # noqa: F401  (registers the domain's tables on Base.metadata)
+from engine import models as engine_models  # noqa: F401  (the domain's foreign keys name the engine's tables)
+from processes import models as domain_models  # noqa: F401  (registers the domain's tables on Base.metadata)
 
 config = context.config
 
@@ -20,10 +20,10 @@ def domain_tables_only(obj, name, type_, reflected, compare_to):
 
 
 def run_migrations() -> None:
-    engine = config.attributes.get("engine")
-    if engine is None:
-        engine = create_db_engine(os.environ.get("CRMFLOW_DATABASE_URL", "sqlite:///instance/crmflow.db"))
-    with engine.connect() as connection:
+    db_engine = config.attributes.get("engine")
+    if db_engine is None:
+        db_engine = create_db_engine(os.environ.get("CRMFLOW_DATABASE_URL", "sqlite:///instance/crmflow.db"))
+    with db_engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,

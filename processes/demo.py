@@ -41,11 +41,14 @@ class DemoUser:
     password: str
 
 
+# Listed top down: everyone's manager comes before them.
 DEMO_USERS = (
     DemoUser("admin", "Алексей Админов", ("employee", "admin"), (), None, "admin-demo"),
     DemoUser("designer", "Дарья Схемова", ("employee", "designer"), (), None, "designer-demo"),
-    DemoUser("petrov", "Павел Петров", ("employee", "manager"), ("heads", "sales"), None, "petrov-demo"),
-    DemoUser("sidorova", "Светлана Сидорова", ("employee", "manager"), ("heads", "claims"), None, "sidorova-demo"),
+    DemoUser("director", "Наталья Директорова", ("employee", "manager"), ("heads",), None, "director-demo"),
+    DemoUser("petrov", "Павел Петров", ("employee", "manager"), ("heads", "sales"), "director", "petrov-demo"),
+    DemoUser("sidorova", "Светлана Сидорова", ("employee", "manager"), ("heads", "claims"), "director",
+             "sidorova-demo"),
     DemoUser("ivanova", "Ирина Иванова", ("employee",), ("sales",), "petrov", "ivanova-demo"),
     DemoUser("smirnov", "Сергей Смирнов", ("employee",), ("sales",), "petrov", "smirnov-demo"),
     DemoUser("kuznetsova", "Ксения Кузнецова", ("employee",), ("sales",), "petrov", "kuznetsova-demo"),
@@ -56,7 +59,7 @@ DEMO_USERS = (
 )
 GROUPS = {  # name: (display name, head)
     "sales": ("Отдел продаж", "petrov"),
-    "heads": ("Руководители отделов", None),
+    "heads": ("Руководители отделов", "director"),
     "claims": ("Отдел претензий", "sidorova"),
     "warehouse": ("Склад", "sidorova"),
 }
@@ -155,7 +158,7 @@ class _Builder:
         self.at(self.clock.real_now - timedelta(days=200))
         for name, (display, _) in GROUPS.items():
             self.engine.add_group(name, display)
-        for user in sorted(DEMO_USERS, key=lambda u: u.manager is not None):
+        for user in DEMO_USERS:
             self.engine.add_user(user.username, user.name, roles=list(user.roles), groups=list(user.groups),
                                  manager=user.manager, email=f"{user.username}@demo.crmflow.example",
                                  password_hash=generate_password_hash(user.password, method="scrypt"))

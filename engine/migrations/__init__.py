@@ -15,9 +15,11 @@ from sqlalchemy import Engine
 HERE = Path(__file__).resolve().parent
 
 
-def alembic_config(engine: Engine | None = None) -> Config:
+def alembic_config(engine: Engine | None = None, script_location: Path = HERE) -> Config:
+    """Alembic's configuration for the migrations in ``script_location`` (the engine's by
+    default; a layer above passes its own), run on ``engine``."""
     config = Config()
-    config.set_main_option("script_location", str(HERE))
+    config.set_main_option("script_location", str(script_location))
     if engine is not None:
         config.attributes["engine"] = engine
     return config

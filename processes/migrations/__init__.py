@@ -16,16 +16,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from engine import migrations as engine_migrations
+
 HERE = Path(__file__).resolve().parent
 VERSION_TABLE = "processes_alembic_version"
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(HERE))
-    if engine is not None:
-        config.attributes["engine"] = engine
-    return config
+    return engine_migrations.alembic_config(engine, HERE)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

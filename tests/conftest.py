@@ -69,4 +69,4 @@ def database_url(request) -> str:
 
 
 # Engine fixtures (clock, engine, company) live beside the tests that use them.
-pytest_plugins = ["engine_fixtures"]
+pytest_plugins = ["engine_fixtures", "chromium_fixtures"]

@@ -12,25 +12,18 @@ from test_processes_support import BPMN_LIBRARY
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEWER = ROOT / "node_modules" / "bpmn-js" / "dist" / "bpmn-viewer.production.min.js"
-CHROMIUM = os.environ.get("CRMFLOW_CHROMIUM", "/usr/bin/chromium")
 FILES = sorted(BPMN_LIBRARY.glob("*.bpmn"))
 
 
 @pytest.fixture(scope="module")
-def viewer_page():
-    for needed, how in ((VIEWER, "run `npm ci` in the project folder"), (Path(CHROMIUM), "install Debian's chromium")):
-        if not needed.exists():
-            pytest.fail(f"{needed} is missing: {how} (bash .ci/run does)", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
-                                                                            "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 2400, "height": 1400})
-        page.set_content('<div id="canvas" style="width:2400px;height:1400px"></div>')
-        page.add_script_tag(path=str(VIEWER))
-        yield page
-        browser.close()
+def viewer_page(browser):
+    if not VIEWER.exists():
+        pytest.fail(f"{VIEWER} is missing: run `npm ci` in the project folder (bash .ci/run does)", pytrace=False)
+    page = browser.new_page(viewport={"width": 2400, "height": 1400})
+    page.set_content('<div id="canvas" style="width:2400px;height:1400px"></div>')
+    page.add_script_tag(path=str(VIEWER))
+    yield page
+    page.close()
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

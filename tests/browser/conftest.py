@@ -3,7 +3,6 @@ Debian's Chromium (/usr/bin/chromium; the set-up installs it, never `playwright 
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from pathlib import Path
@@ -16,9 +15,6 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from test_webui_fixtures import PASSWORD, build_office  # noqa: E402
 from webui import create_app  # noqa: E402
 
-CHROMIUM = os.environ.get("CRMFLOW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).parent.parent.parent / "docs" / "screenshots"
 
 
@@ -45,18 +41,6 @@ def live_url(live_app):
     finally:
         server.shutdown()
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

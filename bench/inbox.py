@@ -121,7 +121,7 @@ def main() -> None:
                                       .options(selectinload(User.groups)))
                 person = load_person(session, user)
                 begun, begun_cpu = time.perf_counter(), time.process_time()
-                items, counts, _risk, _more = inbox_page(session, person, "all", "", NOW)
+                items, counts, _risk, _more = inbox_page(session, person, "all", "", NOW, engine.working_calendar)
                 query_ms.append((time.perf_counter() - begun) * 1000)
                 query_cpu.append((time.process_time() - begun_cpu) * 1000)
 

@@ -224,6 +224,19 @@ class WorkingCalendar:
                     return self.add_working_time(first, worked)
         raise CalendarError(f"no {days} working days in the {MAX_SEARCH_DAYS} days after {start.isoformat()}")
 
+    def working_days_late(self, due: datetime, now: datetime) -> int:
+        """Working days from the day after ``due`` up to and including today, in the calendar's
+        time zone: an item due on Friday is 1 working day late on Monday, 0 on Friday itself."""
+        due, now = _aware(due), _aware(now)
+        if now <= due:
+            return 0
+        day, today = due.astimezone(self.zone).date(), now.astimezone(self.zone).date()
+        late = 0
+        while day < today:
+            day += timedelta(days=1)
+            late += self.is_working_day(day)
+        return late
+
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
         """Working time from ``start`` to ``end`` (negative when ``end`` is earlier)."""
         start, end = _aware(start), _aware(end)

@@ -34,7 +34,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine import people
 from engine.assignment import DueCalculator, resolve_assignment, stage_of
-from engine.calendar import BusinessCalendars, business_calendars_of, due_calculator_for
+from engine.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of, due_calculator_for
 from engine.compaction import compact
 from engine.db import create_db_engine, session_factories
 from engine.errors import (
@@ -72,6 +72,7 @@ BPMN_SUFFIXES = (".bpmn", ".dmn")
 # whose version counter moved under us (its UPDATE matched no row) as StaleDataError.
 RETRYABLE = (StaleDataError, OperationalError)
 MAX_ATTEMPTS = 5
+DEFAULT_CALENDAR = WorkingCalendar()
 # Where a write session collects the history events of its transaction, in order, and
 # the process key of each instance the transaction stepped.
 EVENTS_KEY = "crmflow_events"
@@ -140,6 +141,13 @@ class Engine:
         # every Engine (CLI, worker, web UI, tests) keeps their records in step with the processes.
         for plugin in entry_points(group="crmflow.engine_plugins"):
             plugin.load()(self)
+
+    @property
+    def working_calendar(self) -> WorkingCalendar:
+        """The company's calendar that lateness is counted in (the default production calendar
+        when deadlines are counted in calendar time)."""
+        calendars = business_calendars_of(self.due_calculator)
+        return calendars.company if calendars is not None else DEFAULT_CALENDAR
 
     # -- set-up ----------------------------------------------------------------------
 

@@ -14,12 +14,12 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, undefer
 
 from engine import people
 from engine.db import session_factories
@@ -423,9 +423,11 @@ class Crm:
             deal.customer
             return deal
 
-    def deal_moves(self, deal_id: int) -> list[DealMove]:
+    def deal_moves(self, deal_id: int, latest: int | None = None) -> list[DealMove]:
+        """The deal's stage moves, oldest first; only the ``latest`` ones when given."""
         with self._read() as session:
-            return list(session.scalars(select(DealMove).where(DealMove.deal_id == deal_id).order_by(DealMove.id)))
+            query = select(DealMove).where(DealMove.deal_id == deal_id).order_by(DealMove.id.desc()).limit(latest)
+            return list(reversed(session.scalars(query).all()))
 
     def deal_move_count(self, deal_id: int) -> int:
         with self._read() as session:
@@ -459,16 +461,16 @@ class Crm:
 
     def set_stage_plan(self, deal_id: int, planned_ends: dict[str, date], by: str) -> Deal:
         """Change the planned end of stages of a deal (S4)."""
-        unknown = [stage for stage in planned_ends if stage not in STAGE_CODES]
-        if unknown:
-            raise InvalidData("stage plan", {stage: "is not a sales stage" for stage in unknown})
         with self._write.begin() as session:
             actor = people.get_user(session, by)
             deal = _get(session, Deal, deal_id, "deal")
-            if deal.kind == DealKind.PROJECT.value:
-                raise InvalidData("stage plan", {"deal": "a project deal has no stages"})
             if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
                 raise NotAuthorized(f"{by} may not change the plan of {deal.number}: it is {deal.curator.username}'s deal.")
+            unknown = [stage for stage in planned_ends if stage not in STAGE_CODES]
+            if unknown:
+                raise InvalidData("stage plan", {stage: "is not a sales stage" for stage in unknown})
+            if deal.kind == DealKind.PROJECT.value:
+                raise InvalidData("stage plan", {"deal": "a project deal has no stages"})
             existing = {p.stage: p for p in deal.plan}
             for stage, planned_end in planned_ends.items():
                 if stage in existing:
@@ -477,24 +479,27 @@ class Crm:
                     deal.plan.append(DealStagePlan(stage=stage, planned_end=planned_end))
         return self.deal(deal_id)
 
-    def add_project_task(self, deal_id: int, title: str, owner: str, due_at: datetime, by: str,
+    def add_project_task(self, deal_id: int, title: str, owner: str, due_at: datetime | None, by: str,
                          description: str | None = None) -> DealTask:
         """A task of a non-process deal: a work item in the owner's inbox with its deadline."""
         errors = {}
         if not title or not title.strip():
             errors["title"] = "is required"
-        if due_at.tzinfo is None:
+        if due_at is None:
+            errors["due_at"] = "is required"
+        elif due_at.tzinfo is None:
             errors["due_at"] = "must carry a time zone"
         with self._read() as session:
             deal = _get(session, Deal, deal_id, "deal")
+            actor = people.get_user(session, by)
+            if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
+                raise NotAuthorized(f"{by} may not add tasks to {deal.number}: it is {deal.curator.username}'s deal.")
             if deal.kind != DealKind.PROJECT.value:
                 errors["deal"] = f"{deal.number} is a {deal.kind} deal: its steps come from its process"
             elif deal.status != DealStatus.IN_PROGRESS.value:
                 errors["deal"] = f"{deal.number} is closed ({deal.status})"
-            people.get_user(session, owner)
-            actor = people.get_user(session, by)
-            if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
-                raise NotAuthorized(f"{by} may not add tasks to {deal.number}: it is {deal.curator.username}'s deal.")
+            if people.find_user(session, owner) is None:
+                errors["owner"] = f"there is no user {owner!r}" if owner else "is required"
         if errors:
             raise InvalidData("project task", errors)
         created: list[DealTask] = []
@@ -513,19 +518,19 @@ class Crm:
 
     def close_project_deal(self, deal_id: int, outcome: str, by: str, lost_reason: str | None = None) -> Deal:
         """A project deal has no process to end it: its curator (or a manager) closes it."""
-        if outcome not in (WON, LOST):
-            raise InvalidData("deal", {"outcome": "must be won or lost"})
-        if outcome == LOST and lost_reason not in LOST_REASONS:
-            raise InvalidData("deal", {"lost_reason": f"must be one of {', '.join(LOST_REASONS)}"})
         with self._write.begin() as session:
             actor = people.get_user(session, by)
             deal = _get(session, Deal, deal_id, "deal")
+            if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
+                raise NotAuthorized(f"{by} may not close {deal.number}: it is {deal.curator.username}'s deal.")
+            if outcome not in (WON, LOST):
+                raise InvalidData("deal", {"outcome": "must be won or lost"})
+            if outcome == LOST and lost_reason not in LOST_REASONS:
+                raise InvalidData("deal", {"lost_reason": f"must be one of {', '.join(LOST_REASONS)}"})
             if deal.kind != DealKind.PROJECT.value:
                 raise InvalidData("deal", {"kind": "only a project deal is closed by hand; the others by their process"})
             if deal.status != DealStatus.IN_PROGRESS.value:
                 raise InvalidData("deal", {"status": f"{deal.number} is already {deal.status}"})
-            if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
-                raise NotAuthorized(f"{by} may not close {deal.number}: it is {deal.curator.username}'s deal.")
             open_tasks = session.scalar(select(func.count()).select_from(DealTask)
                                         .where(DealTask.deal_id == deal.id, DealTask.done_at.is_(None)))
             if open_tasks:
@@ -572,7 +577,7 @@ class Crm:
         if errors:
             raise InvalidData("claim", errors)
         now = self.now
-        due = add_working_days(now, CLAIM_RESPONSE_WORKING_DAYS)
+        due = self.engine.working_calendar.add_working_days(now, CLAIM_RESPONSE_WORKING_DAYS)
         created: list[Claim] = []
 
         def create(session: Session, instance: ProcessInstance) -> None:
@@ -605,6 +610,16 @@ class Crm:
                 raise NotFound(f"There is no claim {claim_id}.")
             claim.customer
             return claim
+
+    def claim_attachment(self, claim_id: int, attachment_id: int) -> ClaimAttachment:
+        """One file of a claim, with its content."""
+        with self._read() as session:
+            attachment = session.scalar(select(ClaimAttachment).where(ClaimAttachment.id == attachment_id,
+                                                                      ClaimAttachment.claim_id == claim_id)
+                                        .options(undefer(ClaimAttachment.content)))
+            if attachment is None:
+                raise NotFound(f"Claim {claim_id} has no attachment {attachment_id}.")
+            return attachment
 
     def plan_investigation(self, item_id: int, activities: Iterable[PlannedActivity], user: str,
                            expected_version: int | None = None) -> WorkItem:
@@ -915,17 +930,6 @@ def _card_process(kind, id_, number, title, status, stage, responsible, planned_
         days_left = math.floor((first.due_at - now).total_seconds() / 86400)
     return CardProcess(kind, id_, number, title, status, stage, responsible, planned_end, deviation,
                        first.name if first else None, first.due_at if first else None, days_left)
-
-
-def add_working_days(start: datetime, days: int) -> datetime:
-    """The end of the working day ``days`` working days (Monday to Friday) after ``start``."""
-    day = start.date()
-    left = days
-    while left:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            left -= 1
-    return datetime.combine(day, time(18, 0), timezone.utc)
 
 
 def _get(session: Session, model, id_: int, what: str):

@@ -60,6 +60,17 @@ def test_another_time_zone():
     assert calendar.add(start, "PT2H") == datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # 12:00 Mon
 
 
+def test_working_days_late_skip_weekends_and_holidays():
+    assert calendar.working_days_late(moscow(2026, 11, 20, 17), moscow(2026, 11, 20, 23)) == 0  # same Friday
+    assert calendar.working_days_late(moscow(2026, 11, 20, 17), moscow(2026, 11, 22, 12)) == 0  # the weekend
+    assert calendar.working_days_late(moscow(2026, 11, 20, 17), moscow(2026, 11, 23, 8)) == 1  # Monday
+    # Due on 30 Dec 2026: the New Year holidays are not counted; Monday 11 Jan 2027 is day one.
+    assert calendar.working_days_late(moscow(2026, 12, 30, 18), moscow(2027, 1, 10, 12)) == 0
+    assert calendar.working_days_late(moscow(2026, 12, 30, 18), moscow(2027, 1, 12, 12)) == 2
+    # Days are the calendar's: 23:30 UTC on Sunday is already Monday in Moscow.
+    assert calendar.working_days_late(moscow(2026, 11, 20, 17), datetime(2026, 11, 22, 23, 30, tzinfo=timezone.utc)) == 1
+
+
 def test_working_time_between_and_back():
     friday, monday = moscow(2026, 11, 20, 17), moscow(2026, 11, 23, 16)
     assert calendar.working_time_between(friday, monday) == timedelta(hours=7)

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from engine.errors import Conflict, NotAuthorized
 from engine.models import ItemStatus, User, WorkItem
-from webui import worktime
 from webui.access import Person, candidate_filter, engine, role_required, team_ids, team_members
 
 bp = Blueprint("board", __name__, url_prefix="/board")
@@ -40,7 +39,7 @@ def index():
     if grouping not in ("stage", "employee"):
         abort(404)
     now = engine().clock()
-    risk_until = worktime.one_working_day_after(now)
+    risk_until = engine().working_calendar.add_working_days(now, 1)
     with engine().session() as session:
         items = list(session.scalars(
             select(WorkItem)
@@ -151,7 +150,7 @@ def handover(username: str):
 def team():
     """Workload: open, overdue and at-risk items per person, and what they completed this week."""
     now = engine().clock()
-    risk_until = worktime.one_working_day_after(now)
+    risk_until = engine().working_calendar.add_working_days(now, 1)
     week_ago = now - timedelta(days=7)
     with engine().session() as session:
         people = team_members(session, current_user)

@@ -12,9 +12,9 @@ from flask_login import current_user
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from engine.calendar import WorkingCalendar
 from engine.errors import Conflict, InvalidFormData, NotAuthorized, ProcessFailed
 from engine.models import ItemStatus, ProcessInstance, WorkItem, WorkItemCandidate
-from webui import worktime
 from webui.access import Person, candidate_condition, engine, may_see_item, role_required
 from webui.forms import INPUT_TYPES, display_value, field_message, html_attributes, submitted_values
 
@@ -74,14 +74,15 @@ def _halves(bucket: str) -> tuple[str, ...]:
     return {"mine": ("mine",), "queue": ("queue",)}.get(bucket, ("mine", "queue"))
 
 
-def inbox_page(session: Session, person: Person, bucket: str, search: str, now: datetime, page: int = 0):
+def inbox_page(session: Session, person: Person, bucket: str, search: str, now: datetime, calendar: WorkingCalendar,
+               page: int = 0):
     """The items of one bucket, soonest deadline first, and the count of every bucket.
 
     Each half is queried on its own (an OR of the two would defeat the indexes on a
     database of 100,000 open items), sorting only keys, and the two sorted lists are
     merged."""
     scope = _scope(person)
-    risk_until = worktime.one_working_day_after(now)
+    risk_until = calendar.add_working_days(now, 1)
     extra = [_search_condition(search)] if search else []
     open_ = WorkItem.status == ItemStatus.OPEN.value
 
@@ -150,7 +151,8 @@ def index():
         page = 0
     now = engine().clock()
     with engine().session() as session:
-        items, counts, risk_until, more = inbox_page(session, current_user, bucket, search, now, page)
+        items, counts, risk_until, more = inbox_page(session, current_user, bucket, search, now,
+                                                     engine().working_calendar, page)
     return render_template("inbox.html", items=items, counts=counts, bucket=bucket, search=search, now=now,
                            risk_until=risk_until, page=page, more=more)
 

@@ -197,11 +197,10 @@ def complete(engine: Engine, item: int, user: str, data: str, expected_version) 
 @pass_engine
 def worker(engine: Engine, poll: float, sweep_interval: float, outbox_interval: float, run_for) -> None:
     """Run the scheduler alone: BPMN timers, escalations, e-mail. Several may run at once."""
-    import logging
-
+    from engine.logs import configure_logging
     from engine.scheduler import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    configure_logging()
     click.echo(f"Worker {os.getpid()} on {engine.db.url.render_as_string(hide_password=True)}; "
                "stop with SIGTERM or Ctrl-C.")
     run_worker(engine, run_for=run_for, poll=poll, sweep_interval=sweep_interval, outbox_interval=outbox_interval)

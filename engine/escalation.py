@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,10 +186,17 @@ class EscalationService:
         self.processes = dict(processes or {})
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._process_properties: dict[int, dict[str, str]] = {}
+        self._fired_listeners: list[Callable[[Session, list[dict[str, Any]]], None]] = []
 
     def install(self) -> EscalationService:
         self.engine.add_listener(self._on_step)
         return self
+
+    def add_fired_listener(self, listener: Callable[[Session, list[dict[str, Any]]], None]) -> None:
+        """Call ``listener(session, history_rows)`` inside each sweep transaction that fired
+        or skipped rungs, with the history rows it wrote (the sweep writes its history
+        itself, so step listeners do not see it). engine/webhooks.py uses it."""
+        self._fired_listeners.append(listener)
 
     # -- planning (inside the step's transaction) ---------------------------------------
 
@@ -476,6 +483,8 @@ class EscalationService:
             session.execute(update(Escalation), finished)  # executemany by primary key
         if history:
             session.execute(insert(HistoryEvent), history)
+            for listener in self._fired_listeners:
+                listener(session, history)
 
     def _open_instance_deadlines(self, session: Session, rows: list[Escalation]) -> set[tuple[int, str]]:
         instance_ids = {row.instance_id for row in rows if row.work_item_id is None}

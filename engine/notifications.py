@@ -148,7 +148,13 @@ class SmtpSettings:
 
 
 class OutboxSender:
-    """Sends the outbox's due e-mails; safe to run in several processes at once."""
+    """Sends the outbox's due e-mails; safe to run in several processes at once.
+
+    The claiming, retrying and never-twice bookkeeping is the same for every channel:
+    a sender handles the rows of its ``channel`` and delivers them with ``_transport``
+    (engine/webhooks.py sends webhooks so)."""
+
+    channel = EMAIL
 
     def __init__(self, engine, smtp: SmtpSettings, *, worker: str | None = None, batch: int = 50,
                  max_attempts: int = 8, first_retry: timedelta = timedelta(seconds=30),
@@ -179,7 +185,8 @@ class OutboxSender:
         with self.engine._write.begin() as session:
             rows = session.execute(
                 select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.subject, OutboxMessage.body)
-                .where(OutboxMessage.status == OutboxStatus.PENDING.value, OutboxMessage.next_attempt_at <= now)
+                .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.PENDING.value,
+                       OutboxMessage.next_attempt_at <= now)
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
@@ -199,7 +206,7 @@ class OutboxSender:
 
     def _deliver(self, message_id: int, recipient: str, subject: str, body: str) -> str:
         try:
-            answer = self._smtp_send(message_id, recipient, subject, body)
+            answer = self._transport(message_id, recipient, subject, body)
         except (smtplib.SMTPException, OSError, ssl.SSLError) as problem:
             return self._record_failure(message_id, f"{type(problem).__name__}: {problem}")
         now = self.engine.clock()
@@ -231,10 +238,16 @@ class OutboxSender:
         with self.engine._write.begin() as session:
             return session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.status == OutboxStatus.SENDING.value, OutboxMessage.claimed_at < cutoff)
+                .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.SENDING.value,
+                       OutboxMessage.claimed_at < cutoff)
                 .values(status=OutboxStatus.UNCERTAIN.value,
                         result="the sender stopped after claiming it; it may have been sent, so it is not resent")
             ).rowcount
+
+    def _transport(self, message_id: int, recipient: str, subject: str, body: str) -> str:
+        """Deliver one message; returns the receiver's answer, raises OSError (or an
+        SMTP or SSL error) for a failed attempt, which is retried."""
+        return self._smtp_send(message_id, recipient, subject, body)
 
     def _smtp_send(self, message_id: int, recipient: str, subject: str, body: str) -> str:
         message = EmailMessage()

@@ -16,6 +16,9 @@ Jobs:
 - ``escalations`` (every ``sweep_interval``, and once at start): the safety sweep; on
   start it escalates, once and in order, whatever fell due while no scheduler ran.
 - ``outbox`` (every ``outbox_interval``): sends due e-mail, with retries and back-off.
+- ``webhooks`` (every ``outbox_interval``, when CRMFLOW_WEBHOOK_URLS is set): posts due
+  webhook events the same way (engine/webhooks.py).
+- ``heartbeat`` (every 10 s): tells other processes this scheduler is alive (engine/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
+from engine import heartbeat
 from engine.errors import CrmflowError
 from engine.models import InstanceStatus, ProcessInstance
 from engine.notifications import OutboxSender, SmtpSettings
+from engine.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,8 @@ class Scheduler:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         engine.escalation.worker = self.worker
         self.sender = OutboxSender(engine, smtp, worker=self.worker) if smtp is not None else None
+        self.webhooks = WebhookSender.from_environment(engine, worker=self.worker)
+        self.started_at = datetime.now(timezone.utc)
         self.poll = poll
         self.sweep_interval = sweep_interval
         self.outbox_interval = outbox_interval
@@ -68,6 +75,11 @@ class Scheduler:
                                    next_run_time=now)
         else:
             log.warning("CRMFLOW_SMTP_HOST is not set: e-mail notifications wait in the outbox unsent")
+        if self.webhooks is not None:
+            self.scheduler.add_job(self.send_webhooks, "interval", seconds=self.outbox_interval, id="webhooks",
+                                   next_run_time=now)
+        self.scheduler.add_job(self.beat, "interval", seconds=heartbeat.INTERVAL_SECONDS, id="heartbeat",
+                               next_run_time=now)
         self.scheduler.start()
         log.info("Scheduler %s started (poll %.1fs, sweep %.0fs)", self.worker, self.poll, self.sweep_interval)
         return self
@@ -76,6 +88,7 @@ class Scheduler:
         """Stop taking new work; with ``wait``, let running jobs finish their transaction."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
+            heartbeat.forget(self.engine, self.worker)
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -105,7 +118,7 @@ class Scheduler:
         except CrmflowError:
             # The process itself failed (a script, a condition): nothing was saved; the
             # instance stays due and is retried, and the error is in the log for its owner.
-            log.exception("Waking instance %s failed", instance_id)
+            log.exception("Waking instance %s failed", instance_id, extra={"instance_id": instance_id})
 
     def sweep(self) -> None:
         # One sweep at a time in this process; other processes share the work by row locks.
@@ -122,6 +135,14 @@ class Scheduler:
         counts = self.sender.send_due()
         if any(counts.values()):
             log.info("Outbox: %s", counts)
+
+    def send_webhooks(self) -> None:
+        counts = self.webhooks.send_due()
+        if any(counts.values()):
+            log.info("Webhooks: %s", counts)
+
+    def beat(self) -> None:
+        heartbeat.beat(self.engine, self.worker, self.started_at)
 
     def _upcoming_wakeups(self, horizon: datetime, limit: int = 1000) -> list[tuple[int, datetime]]:
         with self.engine.session() as session:

@@ -24,17 +24,27 @@ def start_background_jobs(app):
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int, help="Worker threads (waitress).")
+@click.option("--threads", default=8, show_default=True, type=int,
+              help="Threads (waitress; with --workers, per worker process).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Serve with gunicorn and this many worker processes (production; no embedded scheduler: "
+                   "run `crmflow worker`).")
 @click.option("--dev", is_flag=True, help="Werkzeug's reloading development server instead of waitress.")
 @click.option("--no-scheduler", is_flag=True,
               help="Serve pages only; timers and escalations are left to `crmflow worker` processes.")
-def serve(host: str, port: int, threads: int, dev: bool, no_scheduler: bool) -> None:
+def serve(host: str, port: int, threads: int, workers: int | None, dev: bool, no_scheduler: bool) -> None:
     """Run the web UI on the database of CRMFLOW_DATABASE_URL (the engine's and the CRM's
     schemas are upgraded first)."""
     from webui import create_app
 
     engine = open_engine()
     engine.init_db()
+    if workers is not None:
+        if dev:
+            raise click.UsageError("--dev and --workers exclude each other: one is for development, one for production.")
+        engine.dispose()  # the workers open their own connections after the fork
+        serve_with_gunicorn(host, port, workers, threads)
+        return
     app = create_app(engine=engine)
     # Werkzeug's reloader runs the app in a child process; the scheduler belongs there only.
     if not no_scheduler and (not dev or os.environ.get("WERKZEUG_RUN_MAIN") == "true"):
@@ -46,3 +56,32 @@ def serve(host: str, port: int, threads: int, dev: bool, no_scheduler: bool) -> 
         from waitress import serve as waitress_serve
 
         waitress_serve(app, host=host, port=port, threads=threads)
+
+
+def serve_with_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
+    """gunicorn with ``workers`` processes of ``threads`` threads, each building the app
+    from the environment (webui/gunicorn_conf.py has the rest of the settings)."""
+    if not os.environ.get("CRMFLOW_SECRET_KEY"):
+        raise click.UsageError("--workers needs CRMFLOW_SECRET_KEY: every worker process must sign sessions "
+                               "with the same key, or people are signed out from one request to the next.")
+    from gunicorn.app.base import BaseApplication
+
+    from webui import gunicorn_conf
+
+    class CrmflowGunicorn(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in vars(gunicorn_conf).items():
+                if name in self.cfg.settings and value is not None:
+                    self.cfg.set(name, value)
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+
+        def load(self):
+            from webui import create_app
+
+            return create_app()
+
+    click.echo(f"crmflow web UI on http://{host}:{port}/ with {workers} gunicorn workers; timers and "
+               "escalations run in `crmflow worker` processes.")
+    CrmflowGunicorn().run()

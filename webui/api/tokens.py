@@ -1,0 +1,105 @@
+"""Personal API tokens: made in the UI or with ``crmflow tokens create``, shown once,
+kept only as a SHA-256 hash, revocable.
+
+A token is ``crm_`` and 43 random URL-safe characters (256 bits): far beyond guessing,
+so one fast hash is enough (a slow password hash would only slow every request down),
+and the database finds it by its hash's unique index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import selectinload
+
+from engine import people
+from engine.errors import NotAuthorized, NotFound
+from engine.models import ApiToken, User
+from engine.runtime import Engine
+
+TOKEN_PREFIX = "crm_"
+SHOWN_PREFIX_LENGTH = 12  # "crm_" and 8 characters: enough to tell one's tokens apart
+MAX_NAME_LENGTH = 100
+# last_used_at is refreshed when older than this: a write per request would cost more than it tells.
+LAST_USED_GRANULARITY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # the whole token: shown to its owner once, never stored
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_token(engine: Engine, username: str, name: str, expires_at: datetime | None = None) -> IssuedToken:
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("Give the token a name, e.g. where it is used (\"website form\").")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"A token's name is at most {MAX_NAME_LENGTH} characters.")
+    now = engine.clock()
+    if expires_at is not None and expires_at <= now:
+        raise ValueError("A token's expiry must be in the future.")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with engine._write.begin() as session:
+        user = people.get_user(session, username)
+        if not user.active:
+            raise NotAuthorized(f"{username} is not active and cannot have API tokens.")
+        token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(secret),
+                         prefix=secret[:SHOWN_PREFIX_LENGTH], created_at=now, expires_at=expires_at)
+        session.add(token)
+        session.flush()
+        session.refresh(token, ["user"])
+    return IssuedToken(token, secret)
+
+
+def tokens(engine: Engine, username: str | None = None, include_revoked: bool = False) -> list[ApiToken]:
+    """Tokens, newest first: one user's, or everyone's."""
+    with engine.session() as session:
+        query = select(ApiToken).options(selectinload(ApiToken.user)).order_by(ApiToken.id.desc())
+        if username is not None:
+            query = query.where(ApiToken.user_id == people.get_user(session, username).id)
+        if not include_revoked:
+            query = query.where(ApiToken.revoked_at.is_(None))
+        return list(session.scalars(query))
+
+
+def revoke_token(engine: Engine, token_id: int, by: str, owner: str | None = None) -> ApiToken:
+    """Revoke a token for good. With ``owner``, only a token of that user (a person
+    revoking their own in the UI); revoking twice is harmless."""
+    with engine._write.begin() as session:
+        token = session.get(ApiToken, token_id, options=[selectinload(ApiToken.user)])
+        if token is None or (owner is not None and token.user.username != owner):
+            raise NotFound(f"There is no API token {token_id}" + (f" of {owner}." if owner else "."))
+        if token.revoked_at is None:
+            token.revoked_at = engine.clock()
+            token.revoked_by = by
+    return token
+
+
+def user_id_of_token(engine: Engine, secret: str) -> int | None:
+    """The id of the active user a valid (not revoked, not expired) token belongs to;
+    None for anything else."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    now = engine.clock()
+    with engine.session() as session:
+        row = session.execute(
+            select(ApiToken.id, ApiToken.user_id, ApiToken.last_used_at)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None),
+                   or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now), User.active.is_(True))
+        ).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or row.last_used_at < now - LAST_USED_GRANULARITY:
+        with engine._write.begin() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+    return row.user_id

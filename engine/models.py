@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, UTCDateTime
@@ -147,6 +147,11 @@ class WorkItem(Base):
         Index("ix_work_items_assignee_status_due", "assignee_id", "status", "due_at"),
         Index("ix_work_items_instance_status", "instance_id", "status"),
         Index("ix_work_items_status_due", "status", "due_at"),
+        # The queues' items: the inbox joins a group's candidate rows to it and reads due
+        # and priority from the index alone, without visiting the busy table.
+        Index("ix_work_items_open_queue", "id", "due_at", "priority",
+              postgresql_where=text("assignee_id IS NULL AND status = 'open'"),
+              sqlite_where=text("assignee_id IS NULL AND status = 'open'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -323,3 +328,40 @@ class OutboxMessage(Base):
     result: Mapped[str | None] = mapped_column(Text)
 
     notification: Mapped[Notification | None] = relationship()
+
+
+# -- the REST API's tokens and the schedulers' heartbeats (webui/api, engine/heartbeat.py) --
+
+
+class ApiToken(Base):
+    """A personal token for the REST API. Only the SHA-256 of the secret is kept: the
+    secret is shown once, when it is made. A revoked or expired token admits nobody."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, so that a person can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Updated at most every few minutes: a write per request would cost more than it tells.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(150))
+
+    user: Mapped[User] = relationship()
+
+
+class SchedulerHeartbeat(Base):
+    """One row per running scheduler (``crmflow worker`` or one embedded in a server),
+    refreshed every few seconds: /healthz and /metrics tell from it, in any process,
+    whether timers and escalations are being handled."""
+
+    __tablename__ = "scheduler_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)

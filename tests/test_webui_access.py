@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_webui_fixtures import as_user, register_customer, start_approval
+from processes.crm import ClaimDraft
+from test_webui_fixtures import as_user, crm_of, register_customer, start_approval
 from test_webui_fixtures import app, office  # noqa: F401  (fixtures)
 
 EVERYONE = {"anonymous", "ann", "eve", "boss", "dora", "root"}
@@ -32,6 +33,10 @@ ADMITTED = {
     ("GET", "/board/team"): MANAGERS,
     ("POST", "/board/reassign"): MANAGERS,
     ("GET", "/board/employees/<username>/handover"): MANAGERS,
+    # Analytics: managers (a director is one) for their team's figures, admins for everyone's.
+    **{("GET", f"/analytics/{page}"): MANAGERS for page in (
+        "", "funnel", "funnel.csv", "plan", "plan.csv", "claims", "claims.csv", "managers", "managers.csv",
+        "heatmap", "heatmap.csv")},
     ("GET", "/processes/"): DESIGNERS,
     ("GET", "/processes/upload"): DESIGNERS,
     ("POST", "/processes/upload"): DESIGNERS,
@@ -46,10 +51,35 @@ ADMITTED = {
     ("POST", "/customers/<int:customer_id>/interactions"): STAFF,
     ("POST", "/customers/<int:customer_id>/deals"): STAFF,
     ("POST", "/customers/<int:customer_id>/claims"): STAFF,
+    ("GET", "/deals/<int:deal_id>"): STAFF,
+    # Changing a deal: its curator (ann), whoever manages her, admins.
+    ("POST", "/deals/<int:deal_id>/plan"): {"ann", "boss", "root"},
+    ("POST", "/deals/<int:deal_id>/tasks"): {"ann", "boss", "root"},
+    ("POST", "/deals/<int:deal_id>/close"): {"ann", "boss", "root"},
+    ("GET", "/claims/<int:claim_id>"): STAFF,
+    ("GET", "/claims/<int:claim_id>/attachments/<int:attachment_id>"): STAFF,
     ("GET", "/claim"): EVERYONE,
     ("POST", "/claim"): EVERYONE,
     ("GET", "/notifications/"): SIGNED_IN,
     ("POST", "/notifications/read"): SIGNED_IN,
+    ("GET", "/settings/tokens/"): SIGNED_IN,
+    ("POST", "/settings/tokens/"): SIGNED_IN,
+    ("POST", "/settings/tokens/<int:token_id>/revoke"): SIGNED_IN,
+    ("GET", "/healthz"): EVERYONE,
+    ("GET", "/metrics"): EVERYONE,  # CRMFLOW_METRICS_TOKEN would close it (tests/test_ops.py)
+    ("GET", "/api/v1/openapi.json"): EVERYONE,
+    # The REST API takes a bearer token, never the session cookie: signed in or not, nobody gets
+    # in this way. Who gets in with a token is tests/test_api.py's table.
+    **{("GET" if name.startswith("GET ") else "POST", name.split(" ", 1)[1]): set() for name in (
+        "GET /api/v1/me", "GET /api/v1/work-items", "GET /api/v1/work-items/<int:item_id>",
+        "POST /api/v1/work-items/<int:item_id>/claim", "POST /api/v1/work-items/<int:item_id>/complete",
+        "POST /api/v1/work-items/<int:item_id>/reassign", "POST /api/v1/instances",
+        "GET /api/v1/instances/<int:instance_id>", "GET /api/v1/customers", "POST /api/v1/customers",
+        "POST /api/v1/customers/duplicates", "GET /api/v1/customers/<int:customer_id>",
+        "GET /api/v1/customers/<int:customer_id>/interactions",
+        "POST /api/v1/customers/<int:customer_id>/interactions",
+        "POST /api/v1/customers/<int:customer_id>/deals", "POST /api/v1/customers/<int:customer_id>/claims",
+        "GET /api/v1/deals/<int:deal_id>", "GET /api/v1/claims/<int:claim_id>")},
     ("GET", "/vendor/<package>/<path:filename>"): EVERYONE,
     ("GET", "/static/<path:filename>"): EVERYONE,
 }
@@ -64,8 +94,12 @@ def test_the_table_names_every_route(app):
     assert routes(app) == set(ADMITTED)
 
 
-def concrete(rule: str, item_id: int, instance_id: int, customer_id: int) -> str:
-    return (rule.replace("<int:customer_id>", str(customer_id)).replace("<int:item_id>", str(item_id)).replace("<int:instance_id>", str(instance_id))
+def concrete(rule: str, item_id: int, instance_id: int, customer_id: int, deal_id: int, claim_id: int,
+             attachment_id: int) -> str:
+    return (rule.replace("<int:customer_id>", str(customer_id)).replace("<int:item_id>", str(item_id))
+            .replace("<int:instance_id>", str(instance_id)).replace("<int:deal_id>", str(deal_id))
+            .replace("<int:claim_id>", str(claim_id)).replace("<int:attachment_id>", str(attachment_id))
+            .replace("<int:token_id>", "1")
             .replace("<username>", "ann").replace("<key>", "approval").replace("<int:version>", "1")
             .replace("<package>/<path:filename>", "bpmn-js/assets/bpmn-js.css")
             .replace("<path:filename>", "app.css"))
@@ -75,12 +109,17 @@ def concrete(rule: str, item_id: int, instance_id: int, customer_id: int) -> str
 def test_every_route_admits_exactly_the_roles_it_should(app, office):
     instance, item = start_approval(office)  # assigned to ann
     customer = register_customer(app)
+    deal = crm_of(app).start_deal("project", customer.id, "ann", "Warehouse fit-out", "ann")
+    claim = crm_of(app).register_claim(ClaimDraft(customer_id=customer.id, complainant="Ivan", essence="Wet boxes",
+                                                  reason="damaged", attachments=[("photo.jpg", "image/jpeg", b"JPEG")]),
+                                       "ann")
+    ids = dict(customer_id=customer.id, deal_id=deal.id, claim_id=claim.id, attachment_id=claim.attachments[0].id)
     failures = []
     for who in sorted(EVERYONE):
         client = app.test_client() if who == "anonymous" else as_user(app, who)
         # Signing out ends the session the other requests need: it goes last.
         for method, rule in sorted(ADMITTED, key=lambda route: (route[1] == "/logout", route)):
-            url = concrete(rule, item.id, instance.id, customer.id)
+            url = concrete(rule, item.id, instance.id, **ids)
             # Harmless bodies: nothing valid enough to change anything.
             response = client.open(url, method=method, data={"version": "0", "locale": "xx"})
             to_login = response.status_code == 302 and "/login?next=" in response.headers.get("Location", "")

@@ -3,8 +3,11 @@
 ``create_app()`` builds the app from the environment (see ``webui.config``); tests pass an
 ``Engine`` and overrides. Blueprints per area: ``auth`` (login, language), ``inbox``
 (employees), ``board`` (managers), ``designer`` (process definitions and the modeler),
-``instances`` (one process instance), ``customers`` (the customer card, deals, claims and
-the public self-service claim form), ``notifications`` (the bell), ``vendor`` (bpmn-js from the local node_modules).
+``analytics`` (managers' funnel, plan and fact, claims, comparison and heatmap),
+``instances`` (one process instance), ``customers`` (the customer card, starting deals and
+claims, the public self-service claim form), ``deals`` (one deal with its plan, moves and
+tasks; one claim with its files), ``notifications`` (the bell), ``vendor`` (bpmn-js from
+the local node_modules).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from engine.runtime import Engine
 
 
 def create_app(config: dict[str, Any] | None = None, engine: Engine | None = None) -> Flask:
-    from webui import auth, board, customers, designer, errors, i18n, inbox, instances, notifications, vendor
+    from webui import (analytics, auth, board, customers, deals, designer, errors, i18n, inbox, instances,
+                       notifications, vendor)
     from webui.config import ensure_secret_key, settings_from_environment
 
     app = Flask(__name__)
@@ -34,7 +38,20 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
     notifications.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
-    for blueprint in (auth.bp, inbox.bp, board.bp, customers.bp, designer.bp, instances.bp, notifications.bp,
-                      vendor.bp):
+    for blueprint in (auth.bp, inbox.bp, board.bp, analytics.bp, customers.bp, deals.bp, designer.bp, instances.bp,
+                      notifications.bp, vendor.bp):
         app.register_blueprint(blueprint)
+    _add_api_and_operations(app)
     return app
+
+
+def _add_api_and_operations(app: Flask) -> None:
+    """The REST API (/api/v1), /healthz and /metrics, and the page of one's API tokens."""
+    from webui import api, auth, ops, tokens
+
+    api.init_app(app)
+    ops.init_app(app)
+    # The API reads no session cookie, only its bearer token: a forged cross-site request carries none.
+    auth.csrf.exempt(api.bp)
+    for blueprint in (api.bp, ops.bp, tokens.bp):
+        app.register_blueprint(blueprint)

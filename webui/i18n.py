@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import request
+from flask import current_app, request
 from babel import dates as babel_dates
 from flask_babel import Babel, format_decimal, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext
 from flask_login import current_user
 
-from webui import worktime
 
 
 def select_locale() -> str:
@@ -24,6 +23,7 @@ def init_app(app) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.filters["number"] = format_decimal
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["lost_reason"] = lost_reason
 
 
 class Dates:
@@ -33,13 +33,14 @@ class Dates:
     def __init__(self):
         self.locale = get_locale()
         self.timezone = get_timezone()
+        self.calendar = current_app.extensions["crmflow_engine"].working_calendar
 
     def when(self, moment: datetime | None) -> str:
         return babel_dates.format_datetime(moment, "short", tzinfo=self.timezone, locale=self.locale) if moment else "—"
 
     def lateness(self, due: datetime, now: datetime) -> str:
         """How late, in working days once it is a day or more, otherwise in hours."""
-        days = worktime.working_days_late(due, now)
+        days = self.calendar.working_days_late(due, now)
         if days >= 1:
             return ngettext("%(num)d working day late", "%(num)d working days late", days)
         return _("%(span)s late", span=self._span(now - due))
@@ -108,7 +109,39 @@ DOMAIN_LABELS = {
     "billing": lazy_gettext("billing"),
     "service": lazy_gettext("service"),
     "staff": lazy_gettext("staff behaviour"),
+    # sales stages (processes.stages) and how a deal moved between them
+    "first_contact": lazy_gettext("First contact"),
+    "needs_analysis": lazy_gettext("Needs analysis"),
+    "classification": lazy_gettext("Customer classification"),
+    "commercial_offer": lazy_gettext("Commercial offer"),
+    "negotiation": lazy_gettext("Negotiation"),
+    "contract": lazy_gettext("Contract"),
+    "payment": lazy_gettext("Payment"),
+    "shipment": lazy_gettext("Shipment"),
+    "start": lazy_gettext("start"),
+    "forward": lazy_gettext("forward"),
+    "skip": lazy_gettext("skip"),
+    "back": lazy_gettext("back"),
+    # how a claim ended
+    "satisfied": lazy_gettext("satisfied"),
+    "partly_satisfied": lazy_gettext("partly satisfied"),
+    "rejected": lazy_gettext("rejected"),
 }
+
+# Why deals are lost (processes.stages.LOST_REASONS): codes that overlap the labels above.
+LOST_REASON_LABELS = {
+    "price": lazy_gettext("Price too high"),
+    "competitor": lazy_gettext("Chose a competitor"),
+    "no_budget": lazy_gettext("No budget"),
+    "no_need": lazy_gettext("Need disappeared"),
+    "no_response": lazy_gettext("Customer stopped responding"),
+    "terms": lazy_gettext("Payment or delivery terms not acceptable"),
+    "other": lazy_gettext("Other"),
+}
+
+
+def lost_reason(code: str) -> str:
+    return str(LOST_REASON_LABELS.get(code, code))
 
 
 def label(kind: str) -> str:

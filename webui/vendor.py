@@ -20,6 +20,8 @@ PACKAGES = {
     "moddle-xml": "moddle-xml/dist",
     "saxen": "saxen/dist",
     "min-dash": "min-dash/dist",
+    # Chart.js for the analytics pages (its UMD build, which bundles its one dependency).
+    "chart.js": "chart.js/dist",
 }
 # The names an import map gives the ES modules above.
 ES_MODULES = ("bpmn-auto-layout", "bpmn-moddle", "moddle", "moddle-xml", "saxen", "min-dash")

@@ -1,0 +1,959 @@
+"""Manager analytics: the sales funnel (S5), plan against fact (D4, M1), claims (C6), the
+comparison of managers (M2) and the overdue heatmap of a process diagram.
+
+Every figure is computed by the database with SQL aggregation that runs unchanged on
+SQLite and PostgreSQL; Python only shapes the few aggregate rows that come back. The
+building blocks that the two backends spell differently are here:
+
+- ``days_between``: the time between two moments in (fractional) days: SQLite's
+  ``julianday`` difference, PostgreSQL's epoch of the interval;
+- percentiles (``_percentiles``): linear interpolation between the two ranks around
+  ``(n - 1) * p`` (Python's ``statistics.quantiles(..., method="inclusive")``):
+  PostgreSQL's own ``percentile_cont``; on SQLite, which has no percentile aggregate, the
+  samples of each group ranked with ``row_number()`` and ``count()`` windows;
+- months: local calendar months as a ``CASE`` over their UTC boundaries, so no backend
+  needs a time-zone database;
+- working days: the company's working calendar (``engine.calendar``) is written to the
+  table ``analytics_calendar_days``, one row per day with the number of working days so
+  far, and a moment's number is looked up by its day's start (an index seek): working
+  days late = number(when it was done, or now) - number(when it was due), exactly what
+  ``WorkingCalendar.working_days_late`` counts, holidays and time zone included.
+
+Periods are cohorts where a cohort is meant: the funnel follows the deals *opened* in the
+period and the claims' structure the claims *registered* in it; the monthly claim counts,
+the comparison of managers and the heatmap count events when they happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from importlib.metadata import version as package_version
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Date,
+    Float,
+    Index,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy import Engine as DatabaseEngine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import ColumnElement, Select, Subquery
+from sqlalchemy.sql.functions import FunctionElement
+
+from engine.calendar import WorkingCalendar
+from engine.db import Base, UTCDateTime, session_factories
+from engine.escalation import BREACH, HEAD
+from engine.models import Escalation, EscalationStatus, ItemStatus, ProcessInstance, User, WorkItem
+from processes.models import Claim, ClaimStatus, Customer, Deal, DealKind, DealMove, DealStagePlan, DealStatus
+from processes.stages import STAGE_CODES, STAGES, WON
+
+MEDIAN, P90 = (1, 2), (9, 10)  # percentiles as exact fractions: integer SQL arithmetic picks the ranks
+FUNNEL_KINDS = (DealKind.TYPICAL.value, DealKind.MANUAL.value)  # the kinds with stages
+RESOLUTIONS = ("satisfied", "partly_satisfied", "rejected")
+
+
+# -- SQL building blocks ------------------------------------------------------------------
+
+
+class days_between(FunctionElement):
+    """``later - earlier`` in days, with the fraction: one expression, two dialects."""
+
+    type = Float()
+    name = "days_between"
+    inherit_cache = True
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element, compiler, **kw):
+    later, earlier = (compiler.process(argument, **kw) for argument in element.clauses)
+    return f"(julianday({later}) - julianday({earlier}))"
+
+
+@compiles(days_between, "postgresql")
+def _days_between_postgresql(element, compiler, **kw):
+    later, earlier = (compiler.process(argument, **kw) for argument in element.clauses)
+    # Double precision, not EXTRACT's numeric: percentiles sort these values, and numeric sorts slowly.
+    return f"(CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION) / 86400)"
+
+
+class dates_apart(FunctionElement):
+    """Whole days from one ``DATE`` to a later one."""
+
+    type = Integer()
+    name = "dates_apart"
+    inherit_cache = True
+
+
+@compiles(dates_apart, "sqlite")
+def _dates_apart_sqlite(element, compiler, **kw):
+    later, earlier = (compiler.process(argument, **kw) for argument in element.clauses)
+    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+
+
+@compiles(dates_apart, "postgresql")
+def _dates_apart_postgresql(element, compiler, **kw):
+    later, earlier = (compiler.process(argument, **kw) for argument in element.clauses)
+    return f"({later} - {earlier})"
+
+
+def _moment(value: datetime) -> ColumnElement[datetime]:
+    """A bound UTC moment (stored naive on SQLite, as the columns are)."""
+    return literal(value, UTCDateTime())
+
+
+def _day(value: date) -> ColumnElement[date]:
+    return literal(value, Date())
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(_flag(condition)), 0)
+
+
+def _within(column, window: Window) -> ColumnElement[bool]:
+    return and_(column >= window.start, column < window.end)
+
+
+def _percentiles(session: Session, samples: Subquery, fractions: Sequence[tuple[int, int]]
+                 ) -> dict[Any, list[float | None]]:
+    """Percentiles of ``samples.c.value`` per group of the samples' other columns (the
+    dictionary's key: that column's value, or a tuple of several), by linear interpolation
+    between the ranks around ``(n - 1) * p``: PostgreSQL's ``percentile_cont``, which
+    PostgreSQL computes itself. SQLite has no percentile aggregate: there the samples of
+    each group are ranked (``row_number`` and ``count`` windows) and the two ranks around
+    ``(n - 1) * p`` interpolated. ``p`` is an exact fraction ``numerator / denominator``,
+    so the lower rank ``(n - 1) * numerator // denominator + 1`` and the weight of the rank
+    above it are integer arithmetic."""
+    keys = [column for column in samples.c if column.name != "value"]
+    if session.get_bind().dialect.name == "postgresql":
+        query = (select(*keys, *(func.percentile_cont(numerator / denominator).within_group(samples.c.value)
+                                 for numerator, denominator in fractions))
+                 .where(samples.c.value.is_not(None)).group_by(*keys))
+    else:
+        query = _ranked_percentiles(samples, keys, fractions)
+    return {(row[0] if len(keys) == 1 else tuple(row[:len(keys)])):
+            [None if value is None else float(value) for value in row[len(keys):]]
+            for row in session.execute(query)}
+
+
+def _ranked_percentiles(samples: Subquery, keys: list, fractions: Sequence[tuple[int, int]]) -> Select:
+    ranked = select(
+        *keys,
+        samples.c.value,
+        func.row_number().over(partition_by=keys, order_by=samples.c.value).label("rank"),
+        func.count().over(partition_by=keys).label("size"),
+    ).where(samples.c.value.is_not(None)).subquery()
+    columns = []
+    for numerator, denominator in fractions:
+        offset = (ranked.c.size - 1) * numerator
+        lower = offset // denominator + 1
+        upper_weight = cast(offset % denominator, Float) / denominator
+        columns.append(cast(func.sum(case(
+            (ranked.c.rank == lower, ranked.c.value * (1 - upper_weight)),
+            (ranked.c.rank == lower + 1, ranked.c.value * upper_weight),
+            else_=0,
+        )), Float))
+    ranked_keys = [ranked.c[column.name] for column in keys]
+    return select(*ranked_keys, *columns).group_by(*ranked_keys)
+
+
+def for_analysis(session: Session) -> Session:
+    """The session's read transaction set up for these queries on PostgreSQL: the sort
+    memory they need (at the default 4 MB a year of a company's stage moves sorts on
+    disk), and no JIT compilation, which costs each of these short queries more than it
+    saves. (SQLite needs neither.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text("SET LOCAL jit = off"))
+    return session
+
+
+def _share(part: int | float, whole: int | float) -> float | None:
+    return part / whole if whole else None
+
+
+# -- periods ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open span of time in UTC: ``start <= t < end``."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days, ``first`` to ``last`` inclusive, in a time zone's calendar."""
+
+    first: date
+    last: date
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"the period ends ({self.last}) before it starts ({self.first})")
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def window(self, zone: ZoneInfo) -> Window:
+        return Window(_midnight(self.first, zone), _midnight(self.last + timedelta(days=1), zone))
+
+    @property
+    def whole_months(self) -> int | None:
+        """How many calendar months the period is, if it is whole months."""
+        after = self.last + timedelta(days=1)
+        if self.first.day != 1 or after.day != 1:
+            return None
+        return (after.year - self.first.year) * 12 + after.month - self.first.month
+
+    def previous(self) -> Period:
+        """The period just before, as long: the months before when the period is whole
+        months (March's previous is February), else as many days."""
+        months = self.whole_months
+        if months is not None:
+            first = _add_months(self.first, -months)
+            return Period(first, self.first - timedelta(days=1))
+        return Period(self.first - timedelta(days=self.days), self.first - timedelta(days=1))
+
+    def year_before(self) -> Period:
+        return Period(_year_before(self.first), _year_before(self.last))
+
+    def months(self) -> list[Period]:
+        """The calendar months the period covers, the first and last cut to the period."""
+        months, first = [], self.first
+        while first <= self.last:
+            following = _add_months(first.replace(day=1), 1)
+            months.append(Period(first, min(self.last, following - timedelta(days=1))))
+            first = following
+        return months
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), zone).astimezone(timezone.utc)
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return day.replace(year=index // 12, month=index % 12 + 1)
+
+
+def _year_before(day: date) -> date:
+    return day.replace(year=day.year - 1, day=28) if (day.month, day.day) == (2, 29) else day.replace(year=day.year - 1)
+
+
+# -- working days in SQL ------------------------------------------------------------------
+
+
+class CalendarDay(Base):
+    """One day of a working calendar, with the working days counted up to it.
+
+    Derived data: written from ``engine.calendar.WorkingCalendar`` when an analytics
+    query needs days it does not hold yet, keyed by a fingerprint of the calendar's
+    settings (a changed calendar gets rows of its own). Lives here rather than in
+    ``processes.models`` because nothing but the analytics reads it."""
+
+    __tablename__ = "analytics_calendar_days"
+    __table_args__ = (Index("ix_analytics_calendar_days_start", "calendar", "starts_at"),)
+
+    calendar: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # The day's local midnight, in UTC: a moment belongs to the last day started before it.
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Working days from the first row's day up to and including this one.
+    working_day_number: Mapped[int]
+
+
+def calendar_key(calendar: WorkingCalendar) -> str:
+    """A fingerprint of everything that decides which days are working days, the holiday
+    data's version included."""
+    settings = {
+        "zone": calendar.time_zone,
+        "hours": sorted(day for day, intervals in calendar.hours.items() if intervals),
+        "country": calendar.country,
+        "subdivision": calendar.subdivision,
+        "off": sorted(str(day) for day in calendar.extra_days_off),
+        "on": sorted(str(day) for day in calendar.extra_working_days),
+        "holidays": package_version("holidays"),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class WorkingDays:
+    """Counts working days in SQL: ``number_at(moment)`` is the number of the working day
+    the moment falls in (or of the last one before it, on a day off)."""
+
+    key: str
+
+    def number_at(self, moment) -> ColumnElement[int]:
+        return (select(CalendarDay.working_day_number)
+                .where(CalendarDay.calendar == self.key, CalendarDay.starts_at <= moment)
+                .order_by(CalendarDay.starts_at.desc()).limit(1).scalar_subquery())
+
+    def between(self, earlier, later) -> ColumnElement[int]:
+        """Working days after ``earlier``'s day up to and including ``later``'s day."""
+        return self.number_at(later) - self.number_at(earlier)
+
+
+def prepare_working_days(db: DatabaseEngine, calendar: WorkingCalendar, first: date, last: date) -> WorkingDays:
+    """The calendar's days from ``first`` to ``last`` in ``analytics_calendar_days``.
+
+    Usually a single count query; a range not written yet is written in one write
+    transaction, as one run of days from the earliest to the latest day needed so that
+    numbers stay consecutive. Two servers that fill it at once: the second one's insert
+    fails on the primary key, and it finds the first one's rows on its retry."""
+    working_days = WorkingDays(calendar_key(calendar))
+    read, write = session_factories(db)
+    with read() as session:
+        if _calendar_covers(session, working_days.key, first, last):
+            return working_days
+    for attempt in range(2):
+        try:
+            with write.begin() as session:
+                if _calendar_covers(session, working_days.key, first, last):
+                    return working_days
+                held_first, held_last = session.execute(
+                    select(func.min(CalendarDay.day), func.max(CalendarDay.day))
+                    .where(CalendarDay.calendar == working_days.key)).one()
+                start = min(first, held_first or first)
+                end = max(last, held_last or last)
+                session.execute(delete(CalendarDay).where(CalendarDay.calendar == working_days.key))
+                session.execute(insert(CalendarDay), list(_calendar_rows(calendar, working_days.key, start, end)))
+            return working_days
+        except IntegrityError:
+            if attempt:
+                raise
+    return working_days
+
+
+def _calendar_covers(session: Session, key: str, first: date, last: date) -> bool:
+    held = session.scalar(select(func.count()).select_from(CalendarDay)
+                          .where(CalendarDay.calendar == key, CalendarDay.day.between(first, last)))
+    return held == (last - first).days + 1
+
+
+def _calendar_rows(calendar: WorkingCalendar, key: str, first: date, last: date) -> Iterator[dict[str, Any]]:
+    number, day = 0, first
+    while day <= last:
+        number += calendar.is_working_day(day)
+        yield {"calendar": key, "day": day, "starts_at": _midnight(day, calendar.zone), "working_day_number": number}
+        day += timedelta(days=1)
+
+
+# -- the sales funnel (S5) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    stage: str
+    entered: int  # deals that entered the stage (a skip over it is no entry)
+    reached: int  # deals that got to the stage or beyond: the funnel's width
+    converted: int  # deals that got beyond the stage (to the next stage, or won after the last)
+    lost: int  # deals lost while at the stage
+    median_days: float | None  # length of a stay in the stage (finished stays only)
+    p90_days: float | None
+
+    @property
+    def conversion(self) -> float | None:
+        return _share(self.converted, self.reached)
+
+
+@dataclass(frozen=True)
+class LostReason:
+    reason: str | None
+    deals: int
+    share: float
+    cumulative_share: float  # the Pareto line: this reason and every more frequent one
+
+
+@dataclass(frozen=True)
+class Funnel:
+    deals: int
+    won: int
+    lost: int
+    in_progress: int
+    revenue_won: Decimal
+    stages: list[FunnelStage]
+    lost_reasons: list[LostReason]
+    lost_by_stage: dict[tuple[str | None, str | None], int]  # (stage, reason) -> deals
+
+    @property
+    def win_rate(self) -> float | None:
+        return _share(self.won, self.won + self.lost)
+
+
+def _deal_cohort(kinds: Collection[str], window: Window, curators: Collection[int] | None) -> ColumnElement[bool]:
+    condition = and_(Deal.kind.in_(list(kinds)), _within(Deal.created_at, window))
+    if curators is not None:
+        condition = and_(condition, Deal.curator_id.in_(list(curators)))
+    return condition
+
+
+def sales_funnel(session: Session, window: Window, *, kinds: Collection[str] = FUNNEL_KINDS,
+                 curators: Collection[int] | None = None) -> Funnel:
+    """The funnel of the deals of ``kinds`` opened in ``window`` (their curator among
+    ``curators``, when given), from their stage moves."""
+    cohort = _deal_cohort(kinds, window, curators)
+
+    outcome = {status: (deals, revenue) for status, deals, revenue in session.execute(
+        select(Deal.status, func.count(), func.sum(Deal.amount)).where(cohort).group_by(Deal.status))}
+
+    # One pass over the cohort's moves, a deal at a time: which stages each deal entered,
+    # and its furthest point, the highest stage it entered with won one past the last.
+    positions = {code: index for index, code in enumerate(STAGE_CODES)} | {WON: len(STAGES)}
+    per_deal = (select(func.max(case(positions, value=DealMove.to_stage)).label("furthest"),
+                       *(func.max(_flag(DealMove.to_stage == code)).label(code) for code in STAGE_CODES))
+                .where(_moves_of(cohort))
+                .group_by(DealMove.deal_id).subquery())
+    figures = session.execute(select(
+        *(_count_if(per_deal.c.furthest >= index) for index in range(len(STAGES) + 1)),
+        *(func.coalesce(func.sum(per_deal.c[code]), 0) for code in STAGE_CODES))).one()
+    beyond, entered = figures[:len(STAGES) + 1], dict(zip(STAGE_CODES, figures[len(STAGES) + 1:]))
+
+    lost_by_stage = {(stage, reason): deals for stage, reason, deals in session.execute(
+        select(Deal.current_stage, Deal.lost_reason, func.count())
+        .where(cohort, Deal.status == DealStatus.LOST.value)
+        .group_by(Deal.current_stage, Deal.lost_reason))}
+
+    # Most frequent first; ties by reason, "no reason given" first on both backends (their NULLs sort apart).
+    deals_per_reason = func.count()
+    pareto_order = (deals_per_reason.desc(), func.coalesce(Deal.lost_reason, ""))
+    pareto = session.execute(
+        select(Deal.lost_reason, deals_per_reason, func.sum(deals_per_reason).over(order_by=pareto_order))
+        .where(cohort, Deal.status == DealStatus.LOST.value)
+        .group_by(Deal.lost_reason)
+        .order_by(*pareto_order)).all()
+    all_lost = sum(deals for _, deals, _ in pareto)
+    lost_reasons = [LostReason(reason, deals, deals / all_lost, int(running) / all_lost)
+                    for reason, deals, running in pareto]
+
+    times = _percentiles(session, _stage_stays(cohort), (MEDIAN, P90))
+    stages = []
+    for index, code in enumerate(STAGE_CODES):
+        median, p90 = times.get(code, (None, None))
+        stages.append(FunnelStage(
+            stage=code, entered=entered.get(code, 0), reached=beyond[index], converted=beyond[index + 1],
+            lost=sum(deals for (stage, _), deals in lost_by_stage.items() if stage == code),
+            median_days=median, p90_days=p90,
+        ))
+    won, won_revenue = outcome.get(DealStatus.WON.value, (0, None))
+    return Funnel(
+        deals=sum(deals for deals, _ in outcome.values()),
+        won=won,
+        lost=outcome.get(DealStatus.LOST.value, (0, None))[0],
+        in_progress=outcome.get(DealStatus.IN_PROGRESS.value, (0, None))[0],
+        revenue_won=Decimal(str(won_revenue or 0)).quantize(Decimal("0.01")),
+        stages=stages,
+        lost_reasons=lost_reasons,
+        lost_by_stage=lost_by_stage,
+    )
+
+
+def _moves_of(cohort: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The moves of the cohort's deals. As ``IN (the cohort's ids)``, not a join: SQLite
+    then reads the moves through their (deal, id) index a deal at a time, already in the
+    order that grouping by deal and ``lead`` over a deal's moves need."""
+    return DealMove.deal_id.in_(select(Deal.id).where(cohort))
+
+
+def _stage_stays(cohort: ColumnElement[bool]) -> Subquery:
+    """(stage, days) of every finished stay of the cohort's deals in a stage: from the move
+    into the stage to the deal's next move (``lead`` over its moves in order), won and lost
+    included. A deal that came back to a stage has stayed in it twice; a stay still going
+    on has no length yet and is left out."""
+    moves = (select(
+        DealMove.to_stage, DealMove.moved_at,
+        func.lead(DealMove.moved_at).over(partition_by=DealMove.deal_id, order_by=DealMove.id).label("left_at"),
+    ).where(_moves_of(cohort)).subquery())
+    return (select(moves.c.to_stage.label("key"), days_between(moves.c.left_at, moves.c.moved_at).label("value"))
+            .where(moves.c.to_stage.in_(STAGE_CODES), moves.c.left_at.is_not(None))
+            .subquery())
+
+
+# -- plan against fact (D4, M1) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageBehind:
+    stage: str
+    open: int  # in progress at the stage (deals) or in the state (claims)
+    behind: int
+    median_days: float | None  # how far behind, among those behind
+    max_days: int | None
+
+
+@dataclass(frozen=True)
+class DealBehind:
+    deal_id: int
+    number: str | None
+    title: str
+    kind: str
+    customer: str
+    curator: str
+    stage: str
+    planned_end: date
+    days_behind: int  # calendar days: the plan is in calendar days (processes.stages)
+
+
+@dataclass(frozen=True)
+class ClaimBehind:
+    claim_id: int
+    number: str | None
+    customer: str
+    reason: str
+    status: str
+    responsible: str | None
+    response_due_at: datetime
+    working_days_late: int
+
+
+def _deals_in_progress(curators: Collection[int] | None) -> ColumnElement[bool]:
+    condition = and_(Deal.status == DealStatus.IN_PROGRESS.value, Deal.current_stage.is_not(None))
+    if curators is not None:
+        condition = and_(condition, Deal.curator_id.in_(list(curators)))
+    return condition
+
+
+def deals_behind_by_stage(session: Session, today: date, curators: Collection[int] | None = None
+                          ) -> list[StageBehind]:
+    """Per stage: deals in progress there, how many are past the stage's planned end, and by
+    how many days (today minus the planned end)."""
+    days_behind = dates_apart(_day(today), DealStagePlan.planned_end)
+    behind = DealStagePlan.planned_end < today
+    samples = (select(Deal.current_stage.label("key"), days_behind.label("value"))
+               .join(DealStagePlan, and_(DealStagePlan.deal_id == Deal.id, DealStagePlan.stage == Deal.current_stage))
+               .where(_deals_in_progress(curators), behind).subquery())
+    medians = _percentiles(session, samples, (MEDIAN,))
+    rows = session.execute(
+        select(Deal.current_stage, func.count(), _count_if(behind), func.max(case((behind, days_behind))))
+        .outerjoin(DealStagePlan, and_(DealStagePlan.deal_id == Deal.id, DealStagePlan.stage == Deal.current_stage))
+        .where(_deals_in_progress(curators))
+        .group_by(Deal.current_stage)).all()
+    by_stage = {stage: (total, late, worst) for stage, total, late, worst in rows}
+    return [StageBehind(code, by_stage[code][0], by_stage[code][1], medians.get(code, [None])[0], by_stage[code][2])
+            for code in STAGE_CODES if code in by_stage]
+
+
+def deals_behind(session: Session, today: date, curators: Collection[int] | None = None,
+                 limit: int | None = None) -> list[DealBehind]:
+    """Deals in progress past their current stage's planned end, the worst first."""
+    days_behind = dates_apart(_day(today), DealStagePlan.planned_end).label("days_behind")
+    query = (select(Deal.id, Deal.number, Deal.title, Deal.kind, Customer.name, User.display_name,
+                    Deal.current_stage, DealStagePlan.planned_end, days_behind)
+             .join(DealStagePlan, and_(DealStagePlan.deal_id == Deal.id, DealStagePlan.stage == Deal.current_stage))
+             .join(Customer, Customer.id == Deal.customer_id)
+             .join(User, User.id == Deal.curator_id)
+             .where(_deals_in_progress(curators), DealStagePlan.planned_end < today)
+             .order_by(DealStagePlan.planned_end, Deal.id)
+             .limit(limit))
+    return [DealBehind(*row) for row in session.execute(query)]
+
+
+def _open_claims(officers: Collection[str] | None, untriaged: bool) -> ColumnElement[bool]:
+    """Claims not closed; with ``officers``, those of these responsible officers, and with
+    ``untriaged`` also those that have no officer yet (the triage queue)."""
+    condition = Claim.status != ClaimStatus.CLOSED.value
+    if officers is None:
+        return condition
+    mine = Claim.responsible_officer.in_(list(officers))
+    return and_(condition, or_(mine, Claim.responsible_officer.is_(None)) if untriaged else mine)
+
+
+def oldest_open_claim_deadline(session: Session) -> datetime | None:
+    """The earliest response deadline of an open claim: how far back lateness is counted."""
+    return session.scalar(select(func.min(Claim.response_due_at)).where(Claim.status != ClaimStatus.CLOSED.value))
+
+
+def claims_behind_by_status(session: Session, now: datetime, working_days: WorkingDays,
+                            officers: Collection[str] | None = None, untriaged: bool = True) -> list[StageBehind]:
+    """Per state of the investigation: open claims, how many are past their response
+    deadline, and by how many working days."""
+    late = Claim.response_due_at < now
+    lateness = working_days.between(Claim.response_due_at, _moment(now))
+    samples = (select(Claim.status.label("key"), lateness.label("value"))
+               .where(_open_claims(officers, untriaged), late).subquery())
+    figures = {key: values for key, values in _percentiles(session, samples, (MEDIAN,)).items()}
+    worst = dict(session.execute(select(samples.c.key, func.max(samples.c.value)).group_by(samples.c.key)).all())
+    rows = session.execute(select(Claim.status, func.count(), _count_if(late))
+                           .where(_open_claims(officers, untriaged)).group_by(Claim.status)).all()
+    by_status = {status: (total, behind) for status, total, behind in rows}
+    order = [status.value for status in ClaimStatus if status != ClaimStatus.CLOSED]
+    return [StageBehind(status, by_status[status][0], by_status[status][1], figures.get(status, [None])[0],
+                        worst.get(status))
+            for status in order if status in by_status]
+
+
+def claims_behind(session: Session, now: datetime, working_days: WorkingDays,
+                  officers: Collection[str] | None = None, untriaged: bool = True,
+                  limit: int | None = None) -> list[ClaimBehind]:
+    """Open claims past their response deadline, the longest overdue first."""
+    query = (select(Claim.id, Claim.number, Customer.name, Claim.reason, Claim.status, Claim.responsible_officer,
+                    Claim.response_due_at, working_days.between(Claim.response_due_at, _moment(now)))
+             .join(Customer, Customer.id == Claim.customer_id)
+             .where(_open_claims(officers, untriaged), Claim.response_due_at < now)
+             .order_by(Claim.response_due_at, Claim.id)
+             .limit(limit))
+    return [ClaimBehind(*row) for row in session.execute(query)]
+
+
+# -- claims (C6) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimsMonth:
+    month: date  # the month's first day (of the period, for a month cut by it)
+    registered: int
+    resolved: int
+    open_at_end: int  # registered by the end of the month and not closed by then
+
+
+@dataclass(frozen=True)
+class ClaimsGroup:
+    """Claims registered in the period, of one guilty department or one reason (or all)."""
+
+    key: str | None
+    registered: int
+    resolved: int
+    open: int
+    satisfied: int
+    partly_satisfied: int
+    rejected: int
+    on_time: int  # resolved by the response deadline
+    median_working_days: float | None  # registration to resolution
+    p90_working_days: float | None
+    median_allowed_working_days: float | None  # registration to the response deadline
+
+    def resolution_share(self, resolution: str) -> float | None:
+        return _share(getattr(self, resolution), self.resolved)
+
+    @property
+    def on_time_share(self) -> float | None:
+        return _share(self.on_time, self.resolved)
+
+
+@dataclass(frozen=True)
+class ClaimsAnalytics:
+    months: list[ClaimsMonth]
+    total: ClaimsGroup
+    departments: list[ClaimsGroup]
+    reasons: list[ClaimsGroup]
+    structure: dict[tuple[str | None, str], int]  # (guilty department, reason) -> claims
+
+
+def claims_analytics(session: Session, period: Period, zone: ZoneInfo, working_days: WorkingDays, *,
+                     department: str | None = None) -> ClaimsAnalytics:
+    """C6 for the claims registered in the period (months in ``zone``); ``department``
+    keeps the claims blamed on that department."""
+    window = period.window(zone)
+    scope = Claim.guilty_department == department if department is not None else None
+    cohort = and_(_within(Claim.registered_at, window), *([scope] if scope is not None else []))
+    groups = _claims_groups(session, cohort, working_days)
+    structure = {(dept, reason): claims for dept, reason, claims in session.execute(
+        select(Claim.guilty_department, Claim.reason, func.count()).where(cohort)
+        .group_by(Claim.guilty_department, Claim.reason))}
+
+    def of(grouping: str) -> list[ClaimsGroup]:
+        return sorted((group for (kind, _key), group in groups.items() if kind == grouping),
+                      key=lambda group: (-group.registered, group.key or ""))
+
+    return ClaimsAnalytics(months=_claims_by_month(session, period.months(), zone, scope),
+                           total=groups[TOTAL, None], departments=of(DEPARTMENT), reasons=of(REASON),
+                           structure=structure)
+
+
+def _claims_by_month(session: Session, periods: Sequence[Period], zone: ZoneInfo,
+                     scope: ColumnElement[bool] | None) -> list[ClaimsMonth]:
+    """Registered, resolved and closed claims counted into month buckets (a CASE over the
+    months' UTC boundaries, so local months need no time-zone function in SQL); the
+    claims open at each month's end are those open at the start plus a running sum."""
+    months = [month.window(zone) for month in periods]
+    window = Window(months[0].start, months[-1].end)
+
+    def bucket(column) -> ColumnElement[int]:
+        return case(*((column < month.end, index) for index, month in enumerate(months)))
+
+    def events(column, registered: int, resolved: int, opened: int) -> Select:
+        return (select(bucket(column).label("month"), literal(registered).label("registered"),
+                       literal(resolved).label("resolved"), literal(opened).label("opened"))
+                .where(_within(column, window), *([scope] if scope is not None else [])))
+
+    happened = union_all(events(Claim.registered_at, 1, 0, 1), events(Claim.resolved_at, 0, 1, 0),
+                         events(Claim.closed_at, 0, 0, -1)).subquery()
+    per_month = (select(happened.c.month, func.sum(happened.c.registered).label("registered"),
+                        func.sum(happened.c.resolved).label("resolved"), func.sum(happened.c.opened).label("opened"))
+                 .group_by(happened.c.month).subquery())
+    open_at_start = session.scalar(select(func.count()).select_from(Claim).where(
+        Claim.registered_at < window.start, or_(Claim.closed_at.is_(None), Claim.closed_at >= window.start),
+        *([scope] if scope is not None else [])))
+    rows = {month: (registered, resolved, running) for month, registered, resolved, running in session.execute(
+        select(per_month.c.month, per_month.c.registered, per_month.c.resolved,
+               func.sum(per_month.c.opened).over(order_by=per_month.c.month)))}
+    result, running = [], 0
+    for index, month in enumerate(periods):
+        registered, resolved, running = rows.get(index, (0, 0, running))
+        result.append(ClaimsMonth(month=month.first, registered=int(registered), resolved=int(resolved),
+                                  open_at_end=open_at_start + int(running)))
+    return result
+
+
+TOTAL, DEPARTMENT, REASON = "total", "department", "reason"
+
+
+def _claims_groups(session: Session, cohort: ColumnElement[bool], working_days: WorkingDays
+                   ) -> dict[tuple[str, str | None], ClaimsGroup]:
+    """The cohort's figures in total, per guilty department and per reason, keyed by
+    (grouping, department or reason). Counts in one query; working days of each claim
+    are looked up once (a materialized CTE) for the percentiles of all three groupings."""
+    resolved = Claim.resolved_at.is_not(None)
+    figures = (func.count(), _count_if(resolved), _count_if(Claim.status != ClaimStatus.CLOSED.value),
+               *(_count_if(Claim.resolution == resolution) for resolution in RESOLUTIONS),
+               _count_if(and_(resolved, Claim.resolved_at <= Claim.response_due_at)))
+    no_key = literal(None, String())
+    counts = session.execute(union_all(
+        select(literal(TOTAL), no_key, *figures).where(cohort),
+        select(literal(DEPARTMENT), Claim.guilty_department, *figures).where(cohort).group_by(Claim.guilty_department),
+        select(literal(REASON), Claim.reason, *figures).where(cohort).group_by(Claim.reason))).all()
+
+    per_claim = (select(Claim.guilty_department.label(DEPARTMENT), Claim.reason.label(REASON),
+                        working_days.number_at(Claim.registered_at).label("registered"),
+                        working_days.number_at(Claim.resolved_at).label("resolved"),
+                        working_days.number_at(Claim.response_due_at).label("due"))
+                 .where(cohort).cte("per_claim").prefix_with("MATERIALIZED"))
+    samples = union_all(*(
+        select(literal(grouping).label("grouping"), literal(measure).label("measure"), key.label("key"),
+               (end - per_claim.c.registered).label("value"))
+        for grouping, key in ((TOTAL, no_key), (DEPARTMENT, per_claim.c[DEPARTMENT]), (REASON, per_claim.c[REASON]))
+        for measure, end in (("took", per_claim.c.resolved), ("allowed", per_claim.c.due))
+    )).subquery()
+    days = _percentiles(session, samples, (MEDIAN, P90))
+    return {(grouping, key): ClaimsGroup(key, *values, *days.get((grouping, "took", key), (None, None)),
+                                         days.get((grouping, "allowed", key), [None])[0])
+            for grouping, key, *values in counts}
+
+
+# -- comparison of managers (M2) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManagerFigures:
+    deals_started: int = 0
+    won: int = 0
+    lost: int = 0
+    revenue: Decimal = Decimal("0.00")
+    items_due: int = 0  # work items due in the period
+    items_late: int = 0  # of those, done after the deadline or still open past it
+    working_days_late: int = 0  # summed over the late items
+    escalations: int = 0  # breach and head-of-department rungs fired on their items
+    claims_caused: int = 0  # claims registered naming them as the guilty employee
+
+    @property
+    def conversion(self) -> float | None:
+        return _share(self.won, self.won + self.lost)
+
+    @property
+    def overdue_rate(self) -> float | None:
+        return _share(self.items_late, self.items_due)
+
+    @property
+    def avg_working_days_late(self) -> float | None:
+        return _share(self.working_days_late, self.items_late)
+
+    def indicator(self, name: str) -> float | int | Decimal | None:
+        return getattr(self, name)
+
+    @property
+    def is_empty(self) -> bool:
+        return self == ManagerFigures()
+
+
+INDICATORS = ("deals_started", "won", "lost", "conversion", "revenue", "overdue_rate", "avg_working_days_late",
+              "escalations", "claims_caused")
+
+
+@dataclass(frozen=True)
+class ManagerRow:
+    user_id: int
+    username: str
+    display_name: str
+    periods: list[ManagerFigures] = field(default_factory=list)  # one per window asked for
+
+    def change(self, indicator: str, against: int) -> float | int | Decimal | None:
+        """The first period's figure minus that of period ``against`` (None when either has none)."""
+        current, other = self.periods[0].indicator(indicator), self.periods[against].indicator(indicator)
+        return None if current is None or other is None else current - other
+
+
+def compare_managers(session: Session, windows: Sequence[Window], people: Collection[int] | None, now: datetime,
+                     working_days: WorkingDays) -> list[ManagerRow]:
+    """M2: the figures of each of ``people`` (everyone: None) in each window (typically the
+    period, the one before and the same one a year earlier); only people with a figure in
+    some window."""
+    per_window = [_manager_figures(session, window, None if people is None else list(people), now, working_days)
+                  for window in windows]
+    listed = set().union(*per_window)
+    if not listed:
+        return []
+    users = session.execute(select(User.id, User.username, User.display_name)
+                            .where(User.id.in_(listed)).order_by(User.display_name, User.id)).all()
+    return [ManagerRow(user_id, username, name, [ManagerFigures(**figures.get(user_id, {})) for figures in per_window])
+            for user_id, username, name in users]
+
+
+def _manager_figures(session: Session, window: Window, people: list[int] | None, now: datetime,
+                     working_days: WorkingDays) -> dict[int, dict[str, Any]]:
+    """The figures of one window, per person. Each query reads one table within the window
+    (work items and escalations by an index on their moment)."""
+    figures: dict[int, dict[str, Any]] = defaultdict(dict)
+
+    def among(column) -> ColumnElement[bool]:
+        return column.in_(people) if people is not None else column.is_not(None)
+
+    # The window's few deals first (materialized): grouping them beats SQLite's other plan,
+    # walking every deal through the curator index in curator order.
+    deals = (select(Deal.curator_id, Deal.status, Deal.amount, Deal.created_at, Deal.closed_at)
+             .where(among(Deal.curator_id), or_(_within(Deal.created_at, window), _within(Deal.closed_at, window)))
+             .cte("window_deals").prefix_with("MATERIALIZED"))
+    won = and_(deals.c.status == DealStatus.WON.value, _within(deals.c.closed_at, window))
+    lost = and_(deals.c.status == DealStatus.LOST.value, _within(deals.c.closed_at, window))
+    for user_id, started, won_deals, lost_deals, revenue in session.execute(
+            select(deals.c.curator_id, _count_if(_within(deals.c.created_at, window)), _count_if(won),
+                   _count_if(lost), func.sum(case((won, deals.c.amount))))
+            .group_by(deals.c.curator_id)):
+        figures[user_id].update(deals_started=started, won=won_deals, lost=lost_deals,
+                                revenue=Decimal(str(revenue or 0)).quantize(Decimal("0.01")))
+
+    late = or_(WorkItem.completed_at > WorkItem.due_at, and_(WorkItem.completed_at.is_(None), WorkItem.due_at < now))
+    lateness = working_days.between(WorkItem.due_at, func.coalesce(WorkItem.completed_at, _moment(now)))
+    for user_id, due, late_items, days in session.execute(
+            select(WorkItem.assignee_id, func.count(), _count_if(late), func.coalesce(func.sum(case((late, lateness))), 0))
+            # Cancelled steps were never anyone's to finish; the IN keeps the index on
+            # (assignee, status, due) usable for the window's range.
+            .where(among(WorkItem.assignee_id),
+                   WorkItem.status.in_([ItemStatus.OPEN.value, ItemStatus.COMPLETED.value]),
+                   _within(WorkItem.due_at, window))
+            .group_by(WorkItem.assignee_id)):
+        figures[user_id].update(items_due=due, items_late=late_items, working_days_late=int(days))
+
+    # A rung counts in the window it fell due in (it fires within the scheduler's minute):
+    # that is what the escalations' index on (status, due) reads.
+    for user_id, escalations in session.execute(
+            select(WorkItem.assignee_id, func.count())
+            .select_from(Escalation).join(WorkItem, WorkItem.id == Escalation.work_item_id)
+            .where(Escalation.status == EscalationStatus.DONE.value, _within(Escalation.due_at, window),
+                   Escalation.level.in_([BREACH, HEAD]), among(WorkItem.assignee_id))
+            .group_by(WorkItem.assignee_id)):
+        figures[user_id]["escalations"] = escalations
+
+    for user_id, claims in session.execute(
+            select(Claim.guilty_employee_id, func.count())
+            .where(among(Claim.guilty_employee_id), _within(Claim.registered_at, window))
+            .group_by(Claim.guilty_employee_id)):
+        figures[user_id]["claims_caused"] = claims
+    return figures
+
+
+# -- the overdue heatmap ------------------------------------------------------------------
+
+SEVERITY_THRESHOLDS = ((0.5, "high"), (0.25, "medium"), (0.0, "low"))  # share of open items overdue
+
+
+@dataclass(frozen=True)
+class TaskHeat:
+    task_spec: str  # the BPMN element id
+    name: str
+    open_items: int
+    overdue: int
+    median_age_days: float | None
+    max_days_overdue: float | None
+
+    @property
+    def overdue_share(self) -> float | None:
+        return _share(self.overdue, self.open_items)
+
+    @property
+    def severity(self) -> str:
+        """none (nothing overdue), low, medium or high by the share of open items overdue."""
+        if not self.overdue:
+            return "none"
+        share = self.overdue_share or 0.0
+        return next(level for threshold, level in SEVERITY_THRESHOLDS if share >= threshold)
+
+
+@dataclass(frozen=True)
+class HeatItem:
+    id: int
+    instance_id: int
+    business_key: str | None
+    name: str
+    assignee: str | None
+    created_at: datetime
+    due_at: datetime | None
+
+
+def _open_items_of(process_key: str, scope: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    condition = and_(WorkItem.status == ItemStatus.OPEN.value, ProcessInstance.process_key == process_key)
+    return and_(condition, scope) if scope is not None else condition
+
+
+def overdue_heatmap(session: Session, process_key: str, now: datetime,
+                    scope: ColumnElement[bool] | None = None) -> list[TaskHeat]:
+    """Per task of the process (every version), its open work items within ``scope``:
+    how many, how many overdue, their median age and the longest overdue."""
+    condition = _open_items_of(process_key, scope)
+    overdue = WorkItem.due_at < now
+    ages = (select(WorkItem.task_spec.label("key"), days_between(_moment(now), WorkItem.created_at).label("value"))
+            .join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id).where(condition).subquery())
+    median_age = _percentiles(session, ages, (MEDIAN,))
+    rows = session.execute(
+        select(WorkItem.task_spec, func.max(WorkItem.name), func.count(), _count_if(overdue),
+               func.max(case((overdue, days_between(_moment(now), WorkItem.due_at)))))
+        .join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id)
+        .where(condition).group_by(WorkItem.task_spec)).all()
+    heat = [TaskHeat(task, name, total, late, median_age.get(task, [None])[0], worst)
+            for task, name, total, late, worst in rows]
+    return sorted(heat, key=lambda task: (-(task.overdue_share or 0), -task.open_items, task.task_spec))
+
+
+def heatmap_items(session: Session, process_key: str, task_spec: str, scope: ColumnElement[bool] | None = None,
+                  limit: int | None = None) -> tuple[int, list[HeatItem]]:
+    """The open items of one task, the earliest deadline first, and how many there are."""
+    condition = and_(_open_items_of(process_key, scope), WorkItem.task_spec == task_spec)
+    total = session.scalar(select(func.count()).select_from(WorkItem)
+                           .join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id).where(condition))
+    rows = session.execute(
+        select(WorkItem.id, WorkItem.instance_id, ProcessInstance.business_key, WorkItem.name, User.display_name,
+               WorkItem.created_at, WorkItem.due_at)
+        .join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id)
+        .outerjoin(User, User.id == WorkItem.assignee_id)
+        .where(condition)
+        .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
+        .limit(limit))
+    return total, [HeatItem(*row) for row in rows]

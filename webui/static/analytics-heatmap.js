@@ -1,23 +1,12 @@
 // The overdue heatmap: the process's diagram (bpmn-js, from /vendor) with each task
 // coloured by how much of its open work is overdue, a badge with its figures, and a click
-// that lists its items. The figures come as JSON from webui/analytics.py (heatmap).
+// that lists its items. The figures come as JSON from webui/analytics.py (heatmap);
+// diagram.js (loaded before) renders the diagram.
 (function () {
   "use strict";
-  var messages = JSON.parse(document.getElementById("diagram-messages").textContent);
-
   function show(container) {
-    var status = container.querySelector(".diagram-status");
-    var xml = JSON.parse(container.querySelector(".diagram-xml").textContent);
     var heat = JSON.parse(container.querySelector(".heatmap-data").textContent);
-    if (typeof window.BpmnJS !== "function") {
-      status.textContent = messages.missing;
-      return;
-    }
-    var viewer = new window.BpmnJS({ container: container });
-    window.crmflowWithLayout(xml).then(function (laidOut) {
-      return viewer.importXML(laidOut);
-    }).then(function () {
-      status.remove();
+    window.crmflowRenderDiagram(container, function (viewer) {
       var canvas = viewer.get("canvas");
       var registry = viewer.get("elementRegistry");
       var overlays = viewer.get("overlays");
@@ -52,10 +41,6 @@
           window.location.assign(task.url);
         }
       });
-      container.setAttribute("data-rendered", "true");
-    }).catch(function (error) {
-      status.textContent = messages.failed.replace("{reason}", error.message || String(error));
-      container.setAttribute("data-rendered", "failed");
     });
   }
 

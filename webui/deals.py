@@ -115,7 +115,7 @@ def _due_moment(day: str, clock_time: str) -> datetime | None:
 @role_required(*STAFF)
 def close(deal_id: int):
     outcome = request.form.get("outcome", "")
-    reason = request.form.get("lost_reason") or None if outcome == LOST else None
+    reason = (request.form.get("lost_reason") or None) if outcome == LOST else None
     try:
         crm().close_project_deal(deal_id, outcome, current_user.username, lost_reason=reason)
     except InvalidData as invalid:

@@ -10,7 +10,7 @@ building blocks that the two backends spell differently are here:
 - percentiles (``_percentiles``): linear interpolation between the two ranks around
   ``(n - 1) * p`` (Python's ``statistics.quantiles(..., method="inclusive")``):
   PostgreSQL's own ``percentile_cont``; on SQLite, which has no percentile aggregate, the
-  samples of each group ranked with ``row_number()`` and ``count()`` windows;
+  ``percentiles`` aggregate registered by ``engine.db``;
 - months: local calendar months as a ``CASE`` over their UTC boundaries, so no backend
   needs a time-zone database;
 - working days: the company's working calendar (``engine.calendar``) is written to the
@@ -45,7 +45,6 @@ from sqlalchemy import (
     String,
     and_,
     case,
-    cast,
     delete,
     func,
     insert,
@@ -56,6 +55,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import Engine as DatabaseEngine
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -143,43 +143,23 @@ def _percentiles(session: Session, samples: Subquery, fractions: Sequence[tuple[
                  ) -> dict[Any, list[float | None]]:
     """Percentiles of ``samples.c.value`` per group of the samples' other columns (the
     dictionary's key: that column's value, or a tuple of several), by linear interpolation
-    between the ranks around ``(n - 1) * p``: PostgreSQL's ``percentile_cont``, which
-    PostgreSQL computes itself. SQLite has no percentile aggregate: there the samples of
-    each group are ranked (``row_number`` and ``count`` windows) and the two ranks around
-    ``(n - 1) * p`` interpolated. ``p`` is an exact fraction ``numerator / denominator``,
-    so the lower rank ``(n - 1) * numerator // denominator + 1`` and the weight of the rank
-    above it are integer arithmetic."""
+    between the values around rank ``(n - 1) * p``: PostgreSQL's ``percentile_cont`` over
+    an array of fractions; on SQLite the ``percentiles`` aggregate that ``engine.db``
+    registers on each connection, which answers the same as a JSON array. ``p`` is an exact
+    fraction ``numerator / denominator``."""
     keys = [column for column in samples.c if column.name != "value"]
     if session.get_bind().dialect.name == "postgresql":
-        query = (select(*keys, *(func.percentile_cont(numerator / denominator).within_group(samples.c.value)
-                                 for numerator, denominator in fractions))
-                 .where(samples.c.value.is_not(None)).group_by(*keys))
+        wanted = postgresql.array([literal(numerator / denominator, Float) for numerator, denominator in fractions])
+        figures = func.percentile_cont(wanted).within_group(samples.c.value)
     else:
-        query = _ranked_percentiles(samples, keys, fractions)
-    return {(row[0] if len(keys) == 1 else tuple(row[:len(keys)])):
-            [None if value is None else float(value) for value in row[len(keys):]]
-            for row in session.execute(query)}
-
-
-def _ranked_percentiles(samples: Subquery, keys: list, fractions: Sequence[tuple[int, int]]) -> Select:
-    ranked = select(
-        *keys,
-        samples.c.value,
-        func.row_number().over(partition_by=keys, order_by=samples.c.value).label("rank"),
-        func.count().over(partition_by=keys).label("size"),
-    ).where(samples.c.value.is_not(None)).subquery()
-    columns = []
-    for numerator, denominator in fractions:
-        offset = (ranked.c.size - 1) * numerator
-        lower = offset // denominator + 1
-        upper_weight = cast(offset % denominator, Float) / denominator
-        columns.append(cast(func.sum(case(
-            (ranked.c.rank == lower, ranked.c.value * (1 - upper_weight)),
-            (ranked.c.rank == lower + 1, ranked.c.value * upper_weight),
-            else_=0,
-        )), Float))
-    ranked_keys = [ranked.c[column.name] for column in keys]
-    return select(*ranked_keys, *columns).group_by(*ranked_keys)
+        figures = func.percentiles(samples.c.value, json.dumps([list(fraction) for fraction in fractions]))
+    query = select(*keys, figures).where(samples.c.value.is_not(None)).group_by(*keys)
+    result = {}
+    for *key, values in session.execute(query):
+        values = values if isinstance(values, list) else json.loads(values)
+        result[key[0] if len(keys) == 1 else tuple(key)] = [None if value is None else float(value)
+                                                            for value in values]
+    return result
 
 
 def for_analysis(session: Session) -> Session:

@@ -35,7 +35,7 @@ from engine.models import Escalation, ProcessDefinition, ProcessInstance, User, 
 from engine.runtime import Engine
 from processes.crm import CLAIM_REASONS
 from processes.models import Claim, Customer, Deal, DealMove, DealStagePlan
-from processes.stages import LOST_REASONS, STAGE_CODES, STAGES, move_direction
+from processes.stages import LOST_REASONS, STAGE_CODES, STAGES, WON, move_direction
 
 LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -43,6 +43,7 @@ HISTORY = timedelta(days=3 * 365)
 DEPARTMENTS, SELLERS_PER_DEPARTMENT, OFFICERS, CUSTOMERS = 10, 20, 10, 20_000
 PASSWORD = "bench"
 CHUNK = 20_000
+FUNNEL_POSITION = {code: index for index, code in enumerate((*STAGE_CODES, WON))}
 PAGES = ("funnel", "plan", "claims", "managers", "heatmap")
 
 
@@ -113,18 +114,26 @@ def fill(engine: Engine, deals: int, claims: int, rng: random.Random) -> None:
                 "customer_id": rng.randrange(1, CUSTOMERS + 1), "curator_id": curator,
                 "amount": Decimal(rng.randrange(10_000, 5_000_000)), "status": "in_progress",
                 "current_stage": None, "stage_entered_at": None, "lost_reason": None, "instance_id": deal_id,
-                "created_at": created, "closed_at": None}
+                "created_at": created, "closed_at": None, "furthest_stage": None}
         tables[Deal].append(deal)
         first = 0 if kind == "typical" else rng.choice((0, 0, 0, 1, 2))
         planned_end = created.date()
         for stage in STAGES[first:]:
             planned_end += timedelta(days=stage.planned_days)
             tables[DealStagePlan].append({"deal_id": deal_id, "stage": stage.code, "planned_end": planned_end})
-        at, stage, target = created, None, STAGE_CODES[first]
+        at, stage, target, entered = created, None, STAGE_CODES[first], set()
         while True:
             ids["move"] += 1
+            if stage is not None:  # what processes.crm derives for the funnel when it records a move
+                previous = tables[DealMove][-1]
+                previous["stay_days"] = (at - previous["moved_at"]).total_seconds() / 86400
+            if target in FUNNEL_POSITION and FUNNEL_POSITION[target] > FUNNEL_POSITION.get(deal["furthest_stage"], -1):
+                deal["furthest_stage"] = target
             tables[DealMove].append({"id": ids["move"], "deal_id": deal_id, "from_stage": stage, "to_stage": target,
-                                     "direction": move_direction(stage, target), "moved_by": None, "moved_at": at})
+                                     "direction": move_direction(stage, target), "moved_by": None, "moved_at": at,
+                                     "stay_days": None, "first_entry": target not in entered, "deal_kind": kind,
+                                     "deal_created_at": created})
+            entered.add(target)
             if target in ("won", "lost"):
                 deal.update(status=target, closed_at=at,
                             lost_reason=rng.choice(list(LOST_REASONS)) if target == "lost" else None)

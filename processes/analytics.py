@@ -9,8 +9,8 @@ building blocks that the two backends spell differently are here:
   ``julianday`` difference, PostgreSQL's epoch of the interval;
 - percentiles (``_percentiles``): linear interpolation between the two ranks around
   ``(n - 1) * p`` (Python's ``statistics.quantiles(..., method="inclusive")``):
-  PostgreSQL's own ``percentile_cont``; on SQLite, which has no percentile aggregate, the
-  ``percentiles`` aggregate registered by ``engine.db``;
+  PostgreSQL's own ``percentile_cont``; on SQLite, which has no percentile aggregate, one
+  that ``engine.db`` registers;
 - months: local calendar months as a ``CASE`` over their UTC boundaries, so no backend
   needs a time-zone database;
 - working days: the company's working calendar (``engine.calendar``) is written to the
@@ -63,11 +63,11 @@ from sqlalchemy.sql import ColumnElement, Select, Subquery
 from sqlalchemy.sql.functions import FunctionElement
 
 from engine.calendar import WorkingCalendar
-from engine.db import Base, UTCDateTime, session_factories
+from engine.db import Base, UTCDateTime, session_factories, sqlite_percentiles
 from engine.escalation import BREACH, HEAD
 from engine.models import Escalation, EscalationStatus, ItemStatus, ProcessInstance, User, WorkItem
 from processes.models import Claim, ClaimStatus, Customer, Deal, DealKind, DealMove, DealStagePlan, DealStatus
-from processes.stages import STAGE_CODES, STAGES, WON
+from processes.stages import STAGE_CODES, WON
 
 MEDIAN, P90 = (1, 2), (9, 10)  # percentiles as exact fractions: integer SQL arithmetic picks the ranks
 FUNNEL_KINDS = (DealKind.TYPICAL.value, DealKind.MANUAL.value)  # the kinds with stages
@@ -142,24 +142,32 @@ def _within(column, window: Window) -> ColumnElement[bool]:
 def _percentiles(session: Session, samples: Subquery, fractions: Sequence[tuple[int, int]]
                  ) -> dict[Any, list[float | None]]:
     """Percentiles of ``samples.c.value`` per group of the samples' other columns (the
-    dictionary's key: that column's value, or a tuple of several), by linear interpolation
-    between the values around rank ``(n - 1) * p``: PostgreSQL's ``percentile_cont`` over
-    an array of fractions; on SQLite the ``percentiles`` aggregate that ``engine.db``
-    registers on each connection, which answers the same as a JSON array. ``p`` is an exact
-    fraction ``numerator / denominator``."""
+    dictionary's key: that column's value, or a tuple of several); see ``_percentiles_of``."""
     keys = [column for column in samples.c if column.name != "value"]
+    query = (select(*keys, _percentiles_of(session, samples.c.value, fractions))
+             .where(samples.c.value.is_not(None)).group_by(*keys))
+    return {key[0] if len(keys) == 1 else tuple(key): _percentile_values(values, fractions)
+            for *key, values in session.execute(query)}
+
+
+def _percentiles_of(session: Session, value: ColumnElement, fractions: Sequence[tuple[int, int]]) -> ColumnElement:
+    """An aggregate of ``value`` (NULLs skipped) that gives its percentiles by linear
+    interpolation between the values around rank ``(n - 1) * p``, read by
+    ``_percentile_values``: PostgreSQL's ``percentile_cont`` over an array of fractions; on
+    SQLite the aggregate that ``engine.db`` registers on the session's connection for these
+    fractions, which answers the same as a JSON array. ``p`` is an exact fraction
+    ``numerator / denominator``."""
     if session.get_bind().dialect.name == "postgresql":
         wanted = postgresql.array([literal(numerator / denominator, Float) for numerator, denominator in fractions])
-        figures = func.percentile_cont(wanted).within_group(samples.c.value)
-    else:
-        figures = func.percentiles(samples.c.value, json.dumps([list(fraction) for fraction in fractions]))
-    query = select(*keys, figures).where(samples.c.value.is_not(None)).group_by(*keys)
-    result = {}
-    for *key, values in session.execute(query):
-        values = values if isinstance(values, list) else json.loads(values)
-        result[key[0] if len(keys) == 1 else tuple(key)] = [None if value is None else float(value)
-                                                            for value in values]
-    return result
+        return func.percentile_cont(wanted).within_group(value)
+    return getattr(func, sqlite_percentiles(session.connection(), fractions))(value)
+
+
+def _percentile_values(values: list | str | None, fractions: Sequence[tuple[int, int]]) -> list[float | None]:
+    if values is None:  # PostgreSQL, for a group whose values are all NULL
+        return [None] * len(fractions)
+    values = values if isinstance(values, list) else json.loads(values)
+    return [None if value is None else float(value) for value in values]
 
 
 def for_analysis(session: Session) -> Session:
@@ -403,79 +411,72 @@ def sales_funnel(session: Session, window: Window, *, kinds: Collection[str] = F
     ``curators``, when given), from their stage moves."""
     cohort = _deal_cohort(kinds, window, curators)
 
-    outcome = {status: (deals, revenue) for status, deals, revenue in session.execute(
-        select(Deal.status, func.count(), func.sum(Deal.amount)).where(cohort).group_by(Deal.status))}
+    # One pass over the cohort's deals, grouped by everything the funnel tells apart.
+    outcome: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
+    furthest: dict[str | None, int] = defaultdict(int)
+    lost_by_stage: dict[tuple[str | None, str | None], int] = defaultdict(int)
+    for status, stage, reason, furthest_stage, deals, revenue in session.execute(
+            select(Deal.status, Deal.current_stage, Deal.lost_reason, Deal.furthest_stage, func.count(),
+                   func.sum(Deal.amount))
+            .where(cohort).group_by(Deal.status, Deal.current_stage, Deal.lost_reason, Deal.furthest_stage)):
+        outcome[status][0] += deals
+        outcome[status][1] += Decimal(str(revenue or 0))
+        furthest[furthest_stage] += deals
+        if status == DealStatus.LOST.value:
+            lost_by_stage[stage, reason] += deals
+    # The width at each stage: the deals whose furthest point is that stage or beyond.
+    positions = [*STAGE_CODES, WON]
+    reached = [sum(furthest[code] for code in positions[index:]) for index in range(len(positions))]
 
-    # One pass over the cohort's moves, a deal at a time: which stages each deal entered,
-    # and its furthest point, the highest stage it entered with won one past the last.
-    positions = {code: index for index, code in enumerate(STAGE_CODES)} | {WON: len(STAGES)}
-    per_deal = (select(func.max(case(positions, value=DealMove.to_stage)).label("furthest"),
-                       *(func.max(_flag(DealMove.to_stage == code)).label(code) for code in STAGE_CODES))
-                .where(_moves_of(cohort))
-                .group_by(DealMove.deal_id).subquery())
-    figures = session.execute(select(
-        *(_count_if(per_deal.c.furthest >= index) for index in range(len(STAGES) + 1)),
-        *(func.coalesce(func.sum(per_deal.c[code]), 0) for code in STAGE_CODES))).one()
-    beyond, entered = figures[:len(STAGES) + 1], dict(zip(STAGE_CODES, figures[len(STAGES) + 1:]))
+    # Most frequent first; ties by reason, "no reason given" first.
+    per_reason: dict[str | None, int] = defaultdict(int)
+    for (_, reason), deals in lost_by_stage.items():
+        per_reason[reason] += deals
+    all_lost, running, lost_reasons = sum(per_reason.values()), 0, []
+    for reason, deals in sorted(per_reason.items(), key=lambda pair: (-pair[1], pair[0] or "")):
+        running += deals
+        lost_reasons.append(LostReason(reason, deals, deals / all_lost, running / all_lost))
 
-    lost_by_stage = {(stage, reason): deals for stage, reason, deals in session.execute(
-        select(Deal.current_stage, Deal.lost_reason, func.count())
-        .where(cohort, Deal.status == DealStatus.LOST.value)
-        .group_by(Deal.current_stage, Deal.lost_reason))}
+    # One pass over the cohort's moves into stages: first entries, and the finished stays'
+    # lengths (a stay still going on has none yet).
+    entered, times = {}, {}
+    for stage, first_entries, values in session.execute(
+            select(DealMove.to_stage, _count_if(DealMove.first_entry),
+                   _percentiles_of(session, DealMove.stay_days, (MEDIAN, P90)))
+            .where(_moves_of(kinds, window, curators), DealMove.to_stage.in_(STAGE_CODES))
+            .group_by(DealMove.to_stage)):
+        entered[stage], times[stage] = first_entries, _percentile_values(values, (MEDIAN, P90))
 
-    # Most frequent first; ties by reason, "no reason given" first on both backends (their NULLs sort apart).
-    deals_per_reason = func.count()
-    pareto_order = (deals_per_reason.desc(), func.coalesce(Deal.lost_reason, ""))
-    pareto = session.execute(
-        select(Deal.lost_reason, deals_per_reason, func.sum(deals_per_reason).over(order_by=pareto_order))
-        .where(cohort, Deal.status == DealStatus.LOST.value)
-        .group_by(Deal.lost_reason)
-        .order_by(*pareto_order)).all()
-    all_lost = sum(deals for _, deals, _ in pareto)
-    lost_reasons = [LostReason(reason, deals, deals / all_lost, int(running) / all_lost)
-                    for reason, deals, running in pareto]
-
-    times = _percentiles(session, _stage_stays(cohort), (MEDIAN, P90))
     stages = []
     for index, code in enumerate(STAGE_CODES):
         median, p90 = times.get(code, (None, None))
         stages.append(FunnelStage(
-            stage=code, entered=entered.get(code, 0), reached=beyond[index], converted=beyond[index + 1],
+            stage=code, entered=entered.get(code, 0), reached=reached[index], converted=reached[index + 1],
             lost=sum(deals for (stage, _), deals in lost_by_stage.items() if stage == code),
             median_days=median, p90_days=p90,
         ))
-    won, won_revenue = outcome.get(DealStatus.WON.value, (0, None))
+    won, won_revenue = outcome.get(DealStatus.WON.value, (0, 0))
     return Funnel(
         deals=sum(deals for deals, _ in outcome.values()),
         won=won,
-        lost=outcome.get(DealStatus.LOST.value, (0, None))[0],
-        in_progress=outcome.get(DealStatus.IN_PROGRESS.value, (0, None))[0],
-        revenue_won=Decimal(str(won_revenue or 0)).quantize(Decimal("0.01")),
+        lost=outcome.get(DealStatus.LOST.value, (0, 0))[0],
+        in_progress=outcome.get(DealStatus.IN_PROGRESS.value, (0, 0))[0],
+        revenue_won=Decimal(won_revenue).quantize(Decimal("0.01")),
         stages=stages,
         lost_reasons=lost_reasons,
-        lost_by_stage=lost_by_stage,
+        lost_by_stage=dict(lost_by_stage),
     )
 
 
-def _moves_of(cohort: ColumnElement[bool]) -> ColumnElement[bool]:
-    """The moves of the cohort's deals. As ``IN (the cohort's ids)``, not a join: SQLite
-    then reads the moves through their (deal, id) index a deal at a time, already in the
-    order that grouping by deal and ``lead`` over a deal's moves need."""
-    return DealMove.deal_id.in_(select(Deal.id).where(cohort))
-
-
-def _stage_stays(cohort: ColumnElement[bool]) -> Subquery:
-    """(stage, days) of every finished stay of the cohort's deals in a stage: from the move
-    into the stage to the deal's next move (``lead`` over its moves in order), won and lost
-    included. A deal that came back to a stage has stayed in it twice; a stay still going
-    on has no length yet and is left out."""
-    moves = (select(
-        DealMove.to_stage, DealMove.moved_at,
-        func.lead(DealMove.moved_at).over(partition_by=DealMove.deal_id, order_by=DealMove.id).label("left_at"),
-    ).where(_moves_of(cohort)).subquery())
-    return (select(moves.c.to_stage.label("key"), days_between(moves.c.left_at, moves.c.moved_at).label("value"))
-            .where(moves.c.to_stage.in_(STAGE_CODES), moves.c.left_at.is_not(None))
-            .subquery())
+def _moves_of(kinds: Collection[str], window: Window, curators: Collection[int] | None) -> ColumnElement[bool]:
+    """The stage moves of the funnel's cohort. Each move carries its deal's kind and
+    opening (``DealMove``), so everyone's deals are read as a range of the funnel's index
+    per stage and kind. A deal's curator can change, so it is not copied to the moves: the
+    deals of some curators are found among the deals first, their moves by the (deal, id)
+    index."""
+    if curators is None:
+        return and_(DealMove.deal_kind.in_(list(kinds)), _within(DealMove.deal_created_at, window))
+    return DealMove.deal_id.in_(select(Deal.id).where(_deal_cohort(kinds, window, curators)))
 
 
 # -- plan against fact (D4, M1) -----------------------------------------------------------

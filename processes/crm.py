@@ -810,16 +810,36 @@ def _follow_deal(session: Session, deal: Deal, events: list[HistoryEvent]) -> No
                 why = reason if direction == "skip" else None
             else:
                 direction, why = LOST, LOST_REASONS.get(data.get("lost_reason") or "")
-            session.add(DealMove(deal_id=deal.id, from_stage=deal.current_stage, to_stage=WON if won else LOST,
-                                 direction=direction, moved_by=actor, moved_at=event.at, reason=why))
+            _record_move(session, deal, WON if won else LOST, direction, actor, event.at, why)
 
 
 def _move(session: Session, deal: Deal, to_stage: str, actor: str | None, at: datetime, reason: str | None) -> None:
     direction = move_direction(deal.current_stage, to_stage)
-    session.add(DealMove(deal_id=deal.id, from_stage=deal.current_stage, to_stage=to_stage, direction=direction,
-                         moved_by=actor, moved_at=at, reason=reason if direction in ("skip", "back") else None))
+    _record_move(session, deal, to_stage, direction, actor, at, reason if direction in ("skip", "back") else None)
     deal.current_stage = to_stage
     deal.stage_entered_at = at
+
+
+_FUNNEL_POSITION = {code: index for index, code in enumerate(STAGE_CODES)} | {WON: len(STAGES)}
+
+
+def _record_move(session: Session, deal: Deal, to_stage: str, direction: str, actor: str | None, at: datetime,
+                 reason: str | None) -> None:
+    """The move, with what the funnel derives from it (see ``DealMove``): it ends the stay
+    that the deal's latest move began, and may be the deal's first entry into the stage
+    and its furthest point yet. The selects flush a move added earlier in this transaction
+    first, so they see it; the (deal, id) index answers both."""
+    latest = session.scalar(select(DealMove).where(DealMove.deal_id == deal.id).order_by(DealMove.id.desc()).limit(1))
+    if latest is not None:
+        latest.stay_days = (at - latest.moved_at).total_seconds() / 86400
+    entered_before = session.scalar(select(func.count()).select_from(DealMove)
+                                    .where(DealMove.deal_id == deal.id, DealMove.to_stage == to_stage))
+    session.add(DealMove(deal_id=deal.id, from_stage=deal.current_stage, to_stage=to_stage, direction=direction,
+                         moved_by=actor, moved_at=at, reason=reason, stay_days=None, first_entry=not entered_before,
+                         deal_kind=deal.kind, deal_created_at=deal.created_at))
+    position = _FUNNEL_POSITION.get(to_stage)
+    if position is not None and position > _FUNNEL_POSITION.get(deal.furthest_stage, -1):
+        deal.furthest_stage = to_stage
 
 
 def _follow_curator(session: Session, deal: Deal, event: HistoryEvent) -> None:

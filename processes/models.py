@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -147,6 +149,13 @@ class Deal(Base):
     __table_args__ = (
         Index("ix_deals_customer", "customer_id"),
         Index("ix_deals_curator_status", "curator_id", "status"),
+        # The analytics (processes.analytics): the funnel's cohort (opened in a period:
+        # everyone's, with all that the funnel counts them by, or that of some curators),
+        # the comparison of managers (opened or closed in a period).
+        Index("ix_deals_funnel", "created_at", "kind", "status", "current_stage", "lost_reason", "furthest_stage",
+              "amount"),
+        Index("ix_deals_curator_created", "curator_id", "created_at"),
+        Index("ix_deals_closed", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -166,6 +175,9 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(String(150))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The furthest stage the deal has entered (won once won; a loss or a step back leaves
+    # it): derived from its moves by processes.crm, for the funnel's widths.
+    furthest_stage: Mapped[str | None] = mapped_column(String(40))
 
     customer: Mapped[Customer] = relationship()
     curator: Mapped[User] = relationship(lazy="joined")
@@ -186,7 +198,13 @@ class DealMove(Base):
     """Every stage change of a deal: from, to, who, when, why (S2)."""
 
     __tablename__ = "deal_moves"
-    __table_args__ = (Index("ix_deal_moves_deal", "deal_id", "id"),)
+    __table_args__ = (
+        # A deal's moves in order; covering for the funnel of some curators' deals too.
+        Index("ix_deal_moves_deal", "deal_id", "id", "to_stage", "first_entry", "stay_days"),
+        # Covering for the funnel of everyone's deals (processes.analytics): a range of it
+        # per stage and kind holds the stays of the deals opened in a period.
+        Index("ix_deal_moves_funnel", "to_stage", "deal_kind", "deal_created_at", "first_entry", "stay_days"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
@@ -196,6 +214,15 @@ class DealMove(Base):
     moved_by: Mapped[str | None] = mapped_column(String(150))
     moved_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str | None] = mapped_column(Text)
+    # Derived for the funnel (processes.analytics), written by processes.crm in the
+    # transaction that records the move or the next one: how long the deal stayed in the
+    # stage (days, with the fraction, to its next move; None while it is still there, and
+    # on won and lost), whether this is the deal's first entry into it, and the deal's kind
+    # and opening moment, the keys of the funnel's cohorts, which never change.
+    stay_days: Mapped[float | None] = mapped_column(Float)
+    first_entry: Mapped[bool] = mapped_column(Boolean)
+    deal_kind: Mapped[str] = mapped_column(String(20))
+    deal_created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class DealTask(Base):

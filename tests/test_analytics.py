@@ -18,18 +18,21 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, literal, select, union_all
+from alembic import command as alembic_command
+from sqlalchemy import insert, literal, select, text, union_all
 
 from engine.calendar import WorkingCalendar
 from engine.db import UTCDateTime
 from engine.escalation import BREACH, HEAD, REMINDER
 from engine.models import Escalation, ProcessDefinition, ProcessInstance, User, WorkItem
 from processes import analytics
+from processes import migrations as crm_migrations
 from processes.analytics import Period, Window
 from processes.crm import CLAIM_REASONS
 from processes.migrations import upgrade as upgrade_crm_schema
 from processes.models import Claim, Customer, Deal, DealMove, DealStagePlan
 from processes.stages import LOST_REASONS, STAGE_CODES, STAGES
+from test_processes_support import crm, customer, step  # noqa: F401  (fixtures)
 
 LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
 ZONE = ZoneInfo("Europe/Moscow")
@@ -79,7 +82,7 @@ def generate(rng: random.Random, users: dict[str, int], definitions: dict[str, i
                 "customer_id": rng.randrange(1, 11), "curator_id": users[rng.choice(sellers)],
                 "amount": Decimal(rng.randrange(1000, 500000)) / 4, "status": "in_progress", "current_stage": None,
                 "stage_entered_at": None, "lost_reason": None, "instance_id": deal_id, "created_at": created,
-                "closed_at": None}
+                "closed_at": None, "furthest_stage": None}
         history.deals.append(deal)
         first = 0 if kind == "typical" else rng.randrange(3)
         end = created.date()
@@ -94,8 +97,16 @@ def generate(rng: random.Random, users: dict[str, int], definitions: dict[str, i
                 "lost" if target == "lost" else "won" if target == "won" else
                 "forward" if POSITION[target] == POSITION[stage] + 1 else
                 "skip" if POSITION[target] > POSITION[stage] else "back")
-            history.moves[deal_id].append({"id": move_id, "deal_id": deal_id, "from_stage": stage, "to_stage": target,
-                                           "direction": direction, "moved_at": at})
+            # What processes.crm derives for the funnel when it records a move.
+            earlier = history.moves[deal_id]
+            if earlier:
+                earlier[-1]["stay_days"] = (at - earlier[-1]["moved_at"]).total_seconds() / 86400
+            if target in POSITION and POSITION[target] > POSITION.get(deal["furthest_stage"], -1):
+                deal["furthest_stage"] = target
+            earlier.append({"id": move_id, "deal_id": deal_id, "from_stage": stage, "to_stage": target,
+                            "direction": direction, "moved_at": at, "stay_days": None,
+                            "first_entry": all(move["to_stage"] != target for move in earlier),
+                            "deal_kind": kind, "deal_created_at": created})
             if target in ("won", "lost"):
                 deal["status"], deal["closed_at"] = target, at
                 if target == "lost":
@@ -534,3 +545,44 @@ def test_the_heatmap_counts_open_and_overdue_items_per_task(engine, history, onl
     first_contact = sorted(per_task["first_contact"], key=lambda i: (i["due_at"], i["id"]))
     assert total == len(first_contact)
     assert [i.id for i in listed] == [i["id"] for i in first_contact[:5]]
+
+
+def funnel_facts(engine) -> list[tuple]:
+    with engine.db.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(
+            "SELECT deal_moves.to_stage, deal_moves.stay_days, deal_moves.first_entry, deal_moves.deal_kind,"
+            " deal_moves.deal_created_at, deals.furthest_stage FROM deal_moves JOIN deals ON deals.id = deal_moves.deal_id"
+            " ORDER BY deal_moves.id"))]
+
+
+def test_each_move_keeps_what_the_funnel_derives_from_it(crm, customer):
+    """When ``processes.crm`` records a move it ends the stay that the deal's move before
+    began (``stay_days``, to the moment of this move), marks a first entry into a stage,
+    copies the deal's kind and opening, and moves the deal's furthest stage on; forward,
+    back (with its reason) and a skip to won. Migration 0003 derives the same for the
+    moves recorded before it."""
+    deal = crm.start_deal("manual", customer.id, "ann", "Warehouse racks", by="ann")
+    step(crm.engine, deal.instance_id, "ann", next_stage="needs_analysis")
+    step(crm.engine, deal.instance_id, "ann", next_stage="first_contact")  # back: asks why
+    step(crm.engine, deal.instance_id, "ann", move_reason="the customer changed their mind")
+    assert crm.deal(deal.id).furthest_stage == "needs_analysis"
+    step(crm.engine, deal.instance_id, "ann", next_stage="needs_analysis")
+    step(crm.engine, deal.instance_id, "ann", next_stage="won")  # a skip to won: asks why
+    assert step(crm.engine, deal.instance_id, "ann", move_reason="repeat order, paid upfront") == []
+
+    moves = crm.deal_moves(deal.id)
+    assert [move.to_stage for move in moves] == ["first_contact", "needs_analysis", "first_contact",
+                                                 "needs_analysis", "won"]
+    assert [move.stay_days for move in moves] == [
+        *((later.moved_at - move.moved_at).total_seconds() / 86400 for move, later in zip(moves, moves[1:])), None]
+    assert [move.first_entry for move in moves] == [True, True, False, False, True]
+    opened = crm.deal(deal.id)
+    assert {(move.deal_kind, move.deal_created_at) for move in moves} == {("manual", opened.created_at)}
+    assert opened.furthest_stage == "won"
+
+    recorded = funnel_facts(crm.engine)
+    alembic_command.downgrade(crm_migrations.alembic_config(crm.engine.db), "0002")
+    upgrade_crm_schema(crm.engine.db)
+    derived = funnel_facts(crm.engine)
+    assert [row[:1] + row[2:] for row in derived] == [row[:1] + row[2:] for row in recorded]
+    assert [row[1] for row in derived] == pytest.approx([row[1] for row in recorded], abs=1e-6)

@@ -5,6 +5,7 @@ import os
 from alembic import context
 
 from engine.db import Base, create_db_engine
+from engine.migrations import migration_connection
 from engine import models as engine_models  # noqa: F401  (the domain's foreign keys name the engine's tables)
 from processes import models as domain_models  # noqa: F401  (registers the domain's tables on Base.metadata)
 
@@ -23,7 +24,7 @@ def run_migrations() -> None:
     db_engine = config.attributes.get("engine")
     if db_engine is None:
         db_engine = create_db_engine(os.environ.get("CRMFLOW_DATABASE_URL", "sqlite:///instance/crmflow.db"))
-    with db_engine.connect() as connection:
+    with migration_connection(db_engine) as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,

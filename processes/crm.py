@@ -827,8 +827,10 @@ def _record_move(session: Session, deal: Deal, to_stage: str, direction: str, ac
                  reason: str | None) -> None:
     """The move, with what the funnel derives from it (see ``DealMove``): it ends the stay
     that the deal's latest move began, and may be the deal's first entry into the stage
-    and its furthest point yet. The selects flush a move added earlier in this transaction
-    first, so they see it; the (deal, id) index answers both."""
+    and its furthest point yet. One step can move a deal twice (a stage, then won), and an
+    engine step's session does not autoflush: the flush lets the selects see the move
+    before. The (deal, id) index answers both."""
+    session.flush()
     latest = session.scalar(select(DealMove).where(DealMove.deal_id == deal.id).order_by(DealMove.id.desc()).limit(1))
     if latest is not None:
         latest.stay_days = (at - latest.moved_at).total_seconds() / 86400

@@ -22,13 +22,13 @@ from alembic import command as alembic_command
 from sqlalchemy import insert, literal, select, text, union_all
 
 from engine.calendar import WorkingCalendar
-from engine.db import UTCDateTime
+from engine.db import UTCDateTime, session_factories
 from engine.escalation import BREACH, HEAD, REMINDER
 from engine.models import Escalation, ProcessDefinition, ProcessInstance, User, WorkItem
 from processes import analytics
 from processes import migrations as crm_migrations
 from processes.analytics import Period, Window
-from processes.crm import CLAIM_REASONS
+from processes.crm import CLAIM_REASONS, _move
 from processes.migrations import upgrade as upgrade_crm_schema
 from processes.models import Claim, Customer, Deal, DealMove, DealStagePlan
 from processes.stages import LOST_REASONS, STAGE_CODES, STAGES
@@ -586,3 +586,20 @@ def test_each_move_keeps_what_the_funnel_derives_from_it(crm, customer):
     derived = funnel_facts(crm.engine)
     assert [row[:1] + row[2:] for row in derived] == [row[:1] + row[2:] for row in recorded]
     assert [row[1] for row in derived] == pytest.approx([row[1] for row in recorded], abs=1e-6)
+
+
+def test_two_moves_in_one_step_each_end_the_stay_before(crm, customer):
+    """An engine step's session does not autoflush; a step that moves a deal twice (a stage,
+    then won) still ends each stay at the next move and counts first entries right."""
+    deal = crm.start_deal("manual", customer.id, "ann", "Warehouse racks", by="ann")
+    started = crm.deal(deal.id).stage_entered_at
+    _read, write = session_factories(crm.engine.db)
+    with write.begin() as session:
+        moving = session.get(Deal, deal.id)
+        _move(session, moving, "needs_analysis", "ann", started + timedelta(days=1), None)
+        _move(session, moving, "first_contact", "ann", started + timedelta(days=3), "asked again")
+    moves = crm.deal_moves(deal.id)
+    assert [(move.to_stage, move.stay_days, move.first_entry) for move in moves] == [
+        ("first_contact", pytest.approx(1), True), ("needs_analysis", pytest.approx(2), True),
+        ("first_contact", None, False)]
+    assert crm.deal(deal.id).furthest_stage == "needs_analysis"

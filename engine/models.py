@@ -144,9 +144,13 @@ class WorkItem(Base):
 
     __tablename__ = "work_items"
     __table_args__ = (
-        Index("ix_work_items_assignee_status_due", "assignee_id", "status", "due_at"),
+        # The comparison of managers reads a window's items from one of the first two alone:
+        # SQLite a person's (or everyone's, skipping through the assignees), PostgreSQL
+        # everyone's by (status, due); and an escalation's item's assignee from the third.
+        Index("ix_work_items_assignee_status_due_completed", "assignee_id", "status", "due_at", "completed_at"),
+        Index("ix_work_items_status_due_assignee_completed", "status", "due_at", "assignee_id", "completed_at"),
+        Index("ix_work_items_id_assignee", "id", "assignee_id"),
         Index("ix_work_items_instance_status", "instance_id", "status"),
-        Index("ix_work_items_status_due", "status", "due_at"),
         # The queues' items: the inbox joins a group's candidate rows to it and reads due
         # and priority from the index alone, without visiting the busy table.
         Index("ix_work_items_open_queue", "id", "due_at", "priority",
@@ -232,12 +236,13 @@ class EscalationStatus(str, enum.Enum):
 class Escalation(Base):
     """One rung of a deadline's escalation ladder, planned when the deadline is set.
 
-    The sweep reads only pending rows that are due (``ix_escalations_status_due``), so
-    its cost follows the number of breaches, not of open items. ``dedupe_key`` is unique
+    The sweep reads only pending rows that are due (``ix_escalations_status_due_level_item``,
+    whose further columns serve the comparison of managers), so its cost follows the
+    number of breaches, not of open items. ``dedupe_key`` is unique
     per (work item or instance deadline, level): a rung can be planned and fired once."""
 
     __tablename__ = "escalations"
-    __table_args__ = (Index("ix_escalations_status_due", "status", "due_at"),)
+    __table_args__ = (Index("ix_escalations_status_due_level_item", "status", "due_at", "level", "work_item_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)

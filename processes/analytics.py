@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -309,6 +309,43 @@ class WorkingDays:
     def between(self, earlier, later) -> ColumnElement[int]:
         """Working days after ``earlier``'s day up to and including ``later``'s day."""
         return self.number_at(later) - self.number_at(earlier)
+
+    def summed_between(self, session: Session, parts: Sequence[Select]) -> dict[tuple, int]:
+        """``between(earlier, later)`` summed over the rows of ``parts`` (queries of the same
+        columns: ``earlier``, ``later`` and the others), per the values of the others.
+
+        A lookup per moment, as ``between`` does, costs PostgreSQL several times what one
+        sort of all the moments among the calendar's day starts does, where a moment's
+        number is the running maximum of the days' numbers sorted before it. SQLite's
+        lookups cost it half that sort."""
+        if session.get_bind().dialect.name != "postgresql":
+            spans = union_all(*parts).subquery()
+            return _sums(session, select(*_keys(spans), func.sum(self.between(spans.c.earlier, spans.c.later)))
+                         .group_by(*_keys(spans)))
+        spans = union_all(*parts).cte("spans")  # read twice below: a CTE, so that the parts are read once
+        no_number = literal(None, Integer)
+        moments = union_all(
+            select(CalendarDay.starts_at.label("at"), CalendarDay.working_day_number.label("number"),
+                   literal(0).label("sign"), *(literal(None, key.type).label(key.name) for key in _keys(spans)))
+            .where(CalendarDay.calendar == self.key),
+            select(spans.c.earlier, no_number, literal(-1), *_keys(spans)),
+            select(spans.c.later, no_number, literal(1), *_keys(spans)),
+        ).subquery()
+        # A day's start sorts before a moment at the same instant: the moment is in that day.
+        number = func.max(moments.c.number).over(order_by=(moments.c.at, moments.c.sign != 0), rows=(None, 0))
+        numbered = select(moments.c.sign, number.label("number"), *_keys(moments, "at", "number", "sign")).subquery()
+        keys = _keys(numbered, "sign", "number")
+        return _sums(session, select(*keys, func.sum(numbered.c.sign * numbered.c.number))
+                     .where(numbered.c.sign != 0).group_by(*keys))
+
+
+def _keys(rows: Subquery, *besides: str) -> list[ColumnElement]:
+    """The columns of ``rows`` but the ends of spans and ``besides``."""
+    return [column for column in rows.c if column.name not in ("earlier", "later", *besides)]
+
+
+def _sums(session: Session, query) -> dict[tuple, int]:
+    return {tuple(key): int(total) for *key, total in session.execute(query)}
 
 
 def prepare_working_days(db: DatabaseEngine, calendar: WorkingCalendar, first: date, last: date) -> WorkingDays:
@@ -797,8 +834,7 @@ def compare_managers(session: Session, windows: Sequence[Window], people: Collec
     """M2: the figures of each of ``people`` (everyone: None) in each window (typically the
     period, the one before and the same one a year earlier); only people with a figure in
     some window."""
-    per_window = [_manager_figures(session, window, None if people is None else list(people), now, working_days)
-                  for window in windows]
+    per_window = _manager_figures(session, windows, None if people is None else list(people), now, working_days)
     listed = set().union(*per_window)
     if not listed:
         return []
@@ -808,57 +844,90 @@ def compare_managers(session: Session, windows: Sequence[Window], people: Collec
             for user_id, username, name in users]
 
 
-def _manager_figures(session: Session, window: Window, people: list[int] | None, now: datetime,
-                     working_days: WorkingDays) -> dict[int, dict[str, Any]]:
-    """The figures of one window, per person. Each query reads one table within the window
-    (work items and escalations by an index on their moment)."""
-    figures: dict[int, dict[str, Any]] = defaultdict(dict)
+def _manager_figures(session: Session, windows: Sequence[Window], people: list[int] | None, now: datetime,
+                     working_days: WorkingDays) -> list[dict[int, dict[str, Any]]]:
+    """The figures of each window, per person: one query per table for all the windows (two
+    for the work items: the counts, and the working days late)."""
+    figures: list[dict[int, dict[str, Any]]] = [defaultdict(dict) for _ in windows]
 
     def among(column) -> ColumnElement[bool]:
         return column.in_(people) if people is not None else column.is_not(None)
 
-    # The window's few deals first (materialized): grouping them beats SQLite's other plan,
-    # walking every deal through the curator index in curator order.
+    # The windows' few deals first (materialized, read once for all the windows): grouping
+    # them beats SQLite's other plan, walking every deal through the curator index in curator order.
     deals = (select(Deal.curator_id, Deal.status, Deal.amount, Deal.created_at, Deal.closed_at)
-             .where(among(Deal.curator_id), or_(_within(Deal.created_at, window), _within(Deal.closed_at, window)))
+             .where(among(Deal.curator_id), or_(*(or_(_within(Deal.created_at, window),
+                                                       _within(Deal.closed_at, window)) for window in windows)))
              .cte("window_deals").prefix_with("MATERIALIZED"))
-    won = and_(deals.c.status == DealStatus.WON.value, _within(deals.c.closed_at, window))
-    lost = and_(deals.c.status == DealStatus.LOST.value, _within(deals.c.closed_at, window))
-    for user_id, started, won_deals, lost_deals, revenue in session.execute(
-            select(deals.c.curator_id, _count_if(_within(deals.c.created_at, window)), _count_if(won),
-                   _count_if(lost), func.sum(case((won, deals.c.amount))))
-            .group_by(deals.c.curator_id)):
-        figures[user_id].update(deals_started=started, won=won_deals, lost=lost_deals,
-                                revenue=Decimal(str(revenue or 0)).quantize(Decimal("0.01")))
+
+    def deals_of(window: Window) -> Select:
+        won = and_(deals.c.status == DealStatus.WON.value, _within(deals.c.closed_at, window))
+        lost = and_(deals.c.status == DealStatus.LOST.value, _within(deals.c.closed_at, window))
+        return (select(deals.c.curator_id, _count_if(_within(deals.c.created_at, window)), _count_if(won),
+                       _count_if(lost), func.sum(case((won, deals.c.amount))))
+                .where(or_(_within(deals.c.created_at, window), _within(deals.c.closed_at, window)))
+                .group_by(deals.c.curator_id))
+
+    for window, user_id, started, won_deals, lost_deals, revenue in session.execute(
+            union_all(*_per_window(windows, deals_of))):
+        figures[window][user_id].update(deals_started=started, won=won_deals, lost=lost_deals,
+                                        revenue=Decimal(str(revenue or 0)).quantize(Decimal("0.01")))
 
     late = or_(WorkItem.completed_at > WorkItem.due_at, and_(WorkItem.completed_at.is_(None), WorkItem.due_at < now))
-    lateness = working_days.between(WorkItem.due_at, func.coalesce(WorkItem.completed_at, _moment(now)))
-    for user_id, due, late_items, days in session.execute(
-            select(WorkItem.assignee_id, func.count(), _count_if(late), func.coalesce(func.sum(case((late, lateness))), 0))
-            # Cancelled steps were never anyone's to finish; the IN keeps the index on
-            # (assignee, status, due) usable for the window's range.
-            .where(among(WorkItem.assignee_id),
-                   WorkItem.status.in_([ItemStatus.OPEN.value, ItemStatus.COMPLETED.value]),
-                   _within(WorkItem.due_at, window))
-            .group_by(WorkItem.assignee_id)):
-        figures[user_id].update(items_due=due, items_late=late_items, working_days_late=int(days))
+    # Cancelled steps were never anyone's to finish; the IN keeps the indexes on (assignee,
+    # status, due, ...) and (status, due, ...) usable for the window's range.
+    counted = WorkItem.status.in_([ItemStatus.OPEN.value, ItemStatus.COMPLETED.value])
+
+    def items_of(window: Window) -> Select:
+        return (select(WorkItem.assignee_id, func.count(), _count_if(late))
+                .where(among(WorkItem.assignee_id), counted, _within(WorkItem.due_at, window))
+                .group_by(WorkItem.assignee_id))
+
+    for window, user_id, due, late_items in session.execute(union_all(*_per_window(windows, items_of))):
+        figures[window][user_id].update(items_due=due, items_late=late_items, working_days_late=0)
+
+    def late_items_of(window: Window) -> Select:
+        return (select(WorkItem.assignee_id, WorkItem.due_at.label("earlier"),
+                       func.coalesce(WorkItem.completed_at, _moment(now)).label("later"))
+                .where(among(WorkItem.assignee_id), counted, _within(WorkItem.due_at, window), late))
+
+    for (window, user_id), days in working_days.summed_between(session, _per_window(windows, late_items_of)).items():
+        figures[window][user_id]["working_days_late"] = days
 
     # A rung counts in the window it fell due in (it fires within the scheduler's minute):
-    # that is what the escalations' index on (status, due) reads.
-    for user_id, escalations in session.execute(
-            select(WorkItem.assignee_id, func.count())
-            .select_from(Escalation).join(WorkItem, WorkItem.id == Escalation.work_item_id)
-            .where(Escalation.status == EscalationStatus.DONE.value, _within(Escalation.due_at, window),
-                   Escalation.level.in_([BREACH, HEAD]), among(WorkItem.assignee_id))
-            .group_by(WorkItem.assignee_id)):
-        figures[user_id]["escalations"] = escalations
+    # that is what the escalations' index on (status, due, level, item) reads. Counted per
+    # item first, so that an item's assignee is looked up once, not once per rung.
+    def escalations_of(window: Window) -> Select:
+        rungs = (select(Escalation.work_item_id, func.count().label("rungs"))
+                 .where(Escalation.status == EscalationStatus.DONE.value, _within(Escalation.due_at, window),
+                        Escalation.level.in_([BREACH, HEAD]))
+                 .group_by(Escalation.work_item_id).subquery())
+        return (select(WorkItem.assignee_id, func.sum(rungs.c.rungs))
+                .join_from(rungs, WorkItem, WorkItem.id == rungs.c.work_item_id)
+                .where(among(WorkItem.assignee_id))
+                .group_by(WorkItem.assignee_id))
 
-    for user_id, claims in session.execute(
-            select(Claim.guilty_employee_id, func.count())
-            .where(among(Claim.guilty_employee_id), _within(Claim.registered_at, window))
-            .group_by(Claim.guilty_employee_id)):
-        figures[user_id]["claims_caused"] = claims
+    for window, user_id, escalations in session.execute(union_all(*_per_window(windows, escalations_of))):
+        figures[window][user_id]["escalations"] = int(escalations)
+
+    def claims_of(window: Window) -> Select:
+        return (select(Claim.guilty_employee_id, func.count())
+                .where(among(Claim.guilty_employee_id), _within(Claim.registered_at, window))
+                .group_by(Claim.guilty_employee_id))
+
+    for window, user_id, claims in session.execute(union_all(*_per_window(windows, claims_of))):
+        figures[window][user_id]["claims_caused"] = claims
     return figures
+
+
+def _per_window(windows: Sequence[Window], query: Callable[[Window], Select]) -> list[Select]:
+    """``query`` of each window, its rows led by the window's index. A UNION ALL of them
+    is one round trip for all the windows whose parts are each planned as alone (reading
+    just their window's range by index), and overlapping windows (a year's previous
+    period is the year before) each get all their rows."""
+    parts = [query(window) for window in windows]
+    return [part.with_only_columns(literal(index).label("window"), *part.selected_columns)
+            for index, part in enumerate(parts)]
 
 
 # -- the overdue heatmap ------------------------------------------------------------------

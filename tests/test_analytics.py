@@ -468,6 +468,17 @@ def test_managers_against_the_previous_period_and_the_year_before(engine, histor
     assert sum(row.periods[0].claims_caused for row in rows) > 0
 
 
+def test_overlapping_windows_each_count_all_their_rows(engine, history, working_days):
+    windows = [PERIOD.window(ZONE), Period(date(2026, 8, 1), date(2026, 11, 30)).window(ZONE), PERIOD.window(ZONE)]
+    people = [history.users[name] for name in SELLERS]
+    with engine.session() as session:
+        rows = analytics.compare_managers(session, windows, people, NOW, working_days)
+    assert {row.user_id for row in rows} == set(people)
+    for row in rows:
+        expected = [expected_figures(history, row.user_id, window) for window in windows]
+        assert [vars(figures) for figures in row.periods] == expected
+
+
 def test_periods_of_whole_months_compare_with_the_months_before():
     assert Period(date(2026, 3, 1), date(2026, 3, 31)).previous() == Period(date(2026, 2, 1), date(2026, 2, 28))
     assert Period(date(2026, 1, 1), date(2026, 3, 31)).previous() == Period(date(2025, 10, 1), date(2025, 12, 31))
@@ -501,6 +512,27 @@ def test_working_days_in_sql_are_the_calendars_own(engine):
     assert counted == [CALENDAR.working_days_late(a, b) for a, b in pairs]
     # The New Year holidays: due on 30 December (a Wednesday), done on 12 January.
     assert counted[-1] == CALENDAR.working_days_late(*pairs[-1]) == 3
+
+
+def test_working_days_summed_in_sql_are_the_calendars_own(engine):
+    """The sum of many spans' working days per group: on PostgreSQL by sorting the moments
+    among the days, a moment at a day's very start falling in that day."""
+    upgrade_crm_schema(engine.db)
+    working_days = analytics.prepare_working_days(engine.db, CALENDAR, date(2026, 10, 1), date(2027, 2, 20))
+    rng = random.Random(8)
+    day_starts = [datetime(2026, 12, 30, 21, tzinfo=timezone.utc), datetime(2027, 1, 12, 21, tzinfo=timezone.utc)]
+    pairs = [(day_starts[0], day_starts[1]), (day_starts[0] - timedelta(microseconds=1), day_starts[1]),
+             (day_starts[0], day_starts[1] - timedelta(microseconds=1))]
+    start, end = datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2027, 1, 10, tzinfo=timezone.utc)
+    for earlier in (random_moment(rng, start, end) for _ in range(40)):
+        pairs.append((earlier, earlier + timedelta(hours=rng.randrange(0, 24 * 30))))
+    parts = [select(literal(n % 3).label("group"), literal(a, UTCDateTime()).label("earlier"),
+                    literal(b, UTCDateTime()).label("later")) for n, (a, b) in enumerate(pairs)]
+    expected = Counter()
+    for n, (a, b) in enumerate(pairs):
+        expected[(n % 3,)] += CALENDAR.working_days_late(a, b)
+    with engine.session() as session:
+        assert working_days.summed_between(session, parts) == expected
 
 
 def test_a_changed_calendar_gets_rows_of_its_own(engine):

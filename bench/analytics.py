@@ -35,7 +35,7 @@ from engine.models import Escalation, ProcessDefinition, ProcessInstance, User, 
 from engine.runtime import Engine
 from processes.crm import CLAIM_REASONS
 from processes.models import Claim, Customer, Deal, DealMove, DealStagePlan
-from processes.stages import LOST_REASONS, STAGE_CODES, STAGES, WON, move_direction
+from processes.stages import LOST_REASONS, STAGE_CODES, STAGES, move_direction, stage_index
 
 LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -43,7 +43,6 @@ HISTORY = timedelta(days=3 * 365)
 DEPARTMENTS, SELLERS_PER_DEPARTMENT, OFFICERS, CUSTOMERS = 10, 20, 10, 20_000
 PASSWORD = "bench"
 CHUNK = 20_000
-FUNNEL_POSITION = {code: index for index, code in enumerate((*STAGE_CODES, WON))}
 PAGES = ("funnel", "plan", "claims", "managers", "heatmap")
 
 
@@ -127,7 +126,8 @@ def fill(engine: Engine, deals: int, claims: int, rng: random.Random) -> None:
             if stage is not None:  # what processes.crm derives for the funnel when it records a move
                 previous = tables[DealMove][-1]
                 previous["stay_days"] = (at - previous["moved_at"]).total_seconds() / 86400
-            if target in FUNNEL_POSITION and FUNNEL_POSITION[target] > FUNNEL_POSITION.get(deal["furthest_stage"], -1):
+            if target != "lost" and (deal["furthest_stage"] is None
+                                     or stage_index(target) > stage_index(deal["furthest_stage"])):
                 deal["furthest_stage"] = target
             tables[DealMove].append({"id": ids["move"], "deal_id": deal_id, "from_stage": stage, "to_stage": target,
                                      "direction": move_direction(stage, target), "moved_by": None, "moved_at": at,

@@ -48,7 +48,17 @@ from processes.models import (
     InteractionKind,
     InteractionStatus,
 )
-from processes.stages import BY_CODE, BY_LABEL, LOST, LOST_REASONS, STAGE_CODES, STAGES, WON, move_direction
+from processes.stages import (
+    BY_CODE,
+    BY_LABEL,
+    LOST,
+    LOST_REASONS,
+    STAGE_CODES,
+    STAGES,
+    WON,
+    move_direction,
+    stage_index,
+)
 
 DEAL_PROCESSES = {DealKind.TYPICAL.value: "typical_sale", DealKind.MANUAL.value: "manual_deal"}
 CLAIM_PROCESS = "claim_investigation"
@@ -820,9 +830,6 @@ def _move(session: Session, deal: Deal, to_stage: str, actor: str | None, at: da
     deal.stage_entered_at = at
 
 
-_FUNNEL_POSITION = {code: index for index, code in enumerate(STAGE_CODES)} | {WON: len(STAGES)}
-
-
 def _record_move(session: Session, deal: Deal, to_stage: str, direction: str, actor: str | None, at: datetime,
                  reason: str | None) -> None:
     """The move, with what the funnel derives from it (see ``DealMove``): it ends the stay
@@ -839,8 +846,7 @@ def _record_move(session: Session, deal: Deal, to_stage: str, direction: str, ac
     session.add(DealMove(deal_id=deal.id, from_stage=deal.current_stage, to_stage=to_stage, direction=direction,
                          moved_by=actor, moved_at=at, reason=reason, stay_days=None, first_entry=not entered_before,
                          deal_kind=deal.kind, deal_created_at=deal.created_at))
-    position = _FUNNEL_POSITION.get(to_stage)
-    if position is not None and position > _FUNNEL_POSITION.get(deal.furthest_stage, -1):
+    if to_stage != LOST and (deal.furthest_stage is None or stage_index(to_stage) > stage_index(deal.furthest_stage)):
         deal.furthest_stage = to_stage
 
 

@@ -583,8 +583,8 @@ def funnel_facts(engine) -> list[tuple]:
     with engine.db.connect() as connection:
         return [tuple(row) for row in connection.execute(text(
             "SELECT deal_moves.to_stage, deal_moves.stay_days, deal_moves.first_entry, deal_moves.deal_kind,"
-            " deal_moves.deal_created_at, deals.furthest_stage FROM deal_moves JOIN deals ON deals.id = deal_moves.deal_id"
-            " ORDER BY deal_moves.id"))]
+            " deal_moves.deal_created_at, deals.furthest_stage"
+            " FROM deal_moves JOIN deals ON deals.id = deal_moves.deal_id ORDER BY deal_moves.id"))]
 
 
 def test_each_move_keeps_what_the_funnel_derives_from_it(crm, customer):

@@ -98,7 +98,7 @@ def fill(engine: Engine, deals: int, claims: int, rng: random.Random) -> None:
             tables[Escalation].append({
                 "dedupe_key": f"item:{item_id}:{level}", "instance_id": instance_id, "work_item_id": item_id,
                 "level": level, "due_at": due + timedelta(hours=hours), "deadline": due, "status": "done",
-                "settings": {}, "fired_at": due + timedelta(hours=hours, minutes=1)})
+                "settings": {}, "fired_at": due + timedelta(hours=hours, minutes=1), "assignee_id": assignee})
 
     for deal_id in range(1, deals + 1):
         kind = "typical" if rng.random() < 0.6 else "manual"

@@ -471,9 +471,11 @@ class EscalationService:
                 outcome["warning"] = "nobody responsible could be found to notify"
                 log.warning("Escalation %s (%s of instance %s) found nobody to notify",
                             row.id, row.level, row.instance_id)
+            assignee_id = item.assignee_id if item is not None else None
             if item is not None and row.level == HEAD:
                 outcome.update(self._raise(session, row, item, now, history))
-            finished.append({"id": row.id, "status": EscalationStatus.DONE.value, "outcome": outcome})
+            finished.append({"id": row.id, "status": EscalationStatus.DONE.value, "outcome": outcome,
+                             "assignee_id": assignee_id})
             history.append(_history_row(row, item, now, {"level": row.level, "deadline": row.deadline.isoformat(),
                                                          **outcome}))
             result.fired += 1

@@ -146,10 +146,9 @@ class WorkItem(Base):
     __table_args__ = (
         # The comparison of managers reads a window's items from one of the first two alone:
         # SQLite a person's (or everyone's, skipping through the assignees), PostgreSQL
-        # everyone's by (status, due); and an escalation's item's assignee from the third.
+        # everyone's by (status, due).
         Index("ix_work_items_assignee_status_due_completed", "assignee_id", "status", "due_at", "completed_at"),
         Index("ix_work_items_status_due_assignee_completed", "status", "due_at", "assignee_id", "completed_at"),
-        Index("ix_work_items_id_assignee", "id", "assignee_id"),
         Index("ix_work_items_instance_status", "instance_id", "status"),
         # The queues' items: the inbox joins a group's candidate rows to it and reads due
         # and priority from the index alone, without visiting the busy table.
@@ -236,13 +235,13 @@ class EscalationStatus(str, enum.Enum):
 class Escalation(Base):
     """One rung of a deadline's escalation ladder, planned when the deadline is set.
 
-    The sweep reads only pending rows that are due (``ix_escalations_status_due_level_item``,
+    The sweep reads only pending rows that are due (``ix_escalations_status_due_level_assignee``,
     whose further columns serve the comparison of managers), so its cost follows the
     number of breaches, not of open items. ``dedupe_key`` is unique
     per (work item or instance deadline, level): a rung can be planned and fired once."""
 
     __tablename__ = "escalations"
-    __table_args__ = (Index("ix_escalations_status_due_level_item", "status", "due_at", "level", "work_item_id"),)
+    __table_args__ = (Index("ix_escalations_status_due_level_assignee", "status", "due_at", "level", "assignee_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
@@ -258,6 +257,9 @@ class Escalation(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fired_by: Mapped[str | None] = mapped_column(String(200))
+    # Whom a fired rung of an item was about: the item's assignee when it fired (before a
+    # head-of-department rung reassigns it). The escalations a person received.
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_escalations_assignee_id_users"))
     # What firing did: who was notified, by which channels, what changed.
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

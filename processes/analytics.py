@@ -15,7 +15,8 @@ building blocks that the two backends spell differently are here:
   needs a time-zone database;
 - working days: the company's working calendar (``engine.calendar``) is written to the
   table ``analytics_calendar_days``, one row per day with the number of working days so
-  far, and a moment's number is looked up by its day's start (an index seek): working
+  far, and a moment's number is looked up by its day's start (an index seek; for many
+  rows on PostgreSQL, joined on the moment's day in the calendar's time zone): working
   days late = number(when it was done, or now) - number(when it was due), exactly what
   ``WorkingCalendar.working_days_late`` counts, holidays and time zone included.
 
@@ -45,6 +46,7 @@ from sqlalchemy import (
     String,
     and_,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -58,7 +60,7 @@ from sqlalchemy import Engine as DatabaseEngine
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from sqlalchemy.sql import ColumnElement, Select, Subquery
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -283,6 +285,11 @@ class CalendarDay(Base):
     working_day_number: Mapped[int]
 
 
+# Read once: the installed package's metadata lookup costs milliseconds on every page, and
+# the holidays module this process loaded does not change until it restarts.
+HOLIDAYS_VERSION = package_version("holidays")
+
+
 def calendar_key(calendar: WorkingCalendar) -> str:
     """A fingerprint of everything that decides which days are working days, the holiday
     data's version included."""
@@ -293,7 +300,7 @@ def calendar_key(calendar: WorkingCalendar) -> str:
         "subdivision": calendar.subdivision,
         "off": sorted(str(day) for day in calendar.extra_days_off),
         "on": sorted(str(day) for day in calendar.extra_working_days),
-        "holidays": package_version("holidays"),
+        "holidays": HOLIDAYS_VERSION,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -304,6 +311,7 @@ class WorkingDays:
     the moment falls in (or of the last one before it, on a day off)."""
 
     key: str
+    zone: str  # the calendar's time zone, in which its days begin
 
     def number_at(self, moment) -> ColumnElement[int]:
         return (select(CalendarDay.working_day_number)
@@ -314,42 +322,29 @@ class WorkingDays:
         """Working days after ``earlier``'s day up to and including ``later``'s day."""
         return self.number_at(later) - self.number_at(earlier)
 
-    def summed_between(self, session: Session, parts: Sequence[Select]) -> dict[tuple, int]:
-        """``between(earlier, later)`` summed over the rows of ``parts`` (queries of the same
-        columns: ``earlier``, ``later`` and the others), per the values of the others.
+    def numbered(self, session: Session, query: Select, *moments, where: ColumnElement[bool] | None = None
+                 ) -> tuple[Select, list[ColumnElement[int]]]:
+        """``query`` made able to select the numbers of ``moments``' working days, and
+        those numbers, for queries over many rows (``number_at`` suits a few); with
+        ``where``, only the rows where it holds are numbered, the others get NULL.
 
-        A lookup per moment, as ``between`` does, costs PostgreSQL several times what one
-        sort of all the moments among the calendar's day starts does, where a moment's
-        number is the running maximum of the days' numbers sorted before it. SQLite's
-        lookups cost it half that sort."""
+        On PostgreSQL an outer join per moment to its day in the calendar's zone: one
+        hash join each, where a lookup per row costs PostgreSQL an index descent each,
+        several times as much. SQLite has no time zones, and its lookups are cheap.
+        The calendar must hold the moments' days (``prepare_working_days``)."""
+
+        def only_where(value: ColumnElement) -> ColumnElement:
+            return value if where is None else case((where, value))
+
         if session.get_bind().dialect.name != "postgresql":
-            spans = union_all(*parts).subquery()
-            return _sums(session, select(*_keys(spans), func.sum(self.between(spans.c.earlier, spans.c.later)))
-                         .group_by(*_keys(spans)))
-        spans = union_all(*parts).cte("spans")  # read twice below: a CTE, so that the parts are read once
-        no_number = literal(None, Integer)
-        moments = union_all(
-            select(CalendarDay.starts_at.label("at"), CalendarDay.working_day_number.label("number"),
-                   literal(0).label("sign"), *(literal(None, key.type).label(key.name) for key in _keys(spans)))
-            .where(CalendarDay.calendar == self.key),
-            select(spans.c.earlier, no_number, literal(-1), *_keys(spans)),
-            select(spans.c.later, no_number, literal(1), *_keys(spans)),
-        ).subquery()
-        # A day's start sorts before a moment at the same instant: the moment is in that day.
-        number = func.max(moments.c.number).over(order_by=(moments.c.at, moments.c.sign != 0), rows=(None, 0))
-        numbered = select(moments.c.sign, number.label("number"), *_keys(moments, "at", "number", "sign")).subquery()
-        keys = _keys(numbered, "sign", "number")
-        return _sums(session, select(*keys, func.sum(numbered.c.sign * numbered.c.number))
-                     .where(numbered.c.sign != 0).group_by(*keys))
-
-
-def _keys(rows: Subquery, *besides: str) -> list[ColumnElement]:
-    """The columns of ``rows`` but the ends of spans and ``besides``."""
-    return [column for column in rows.c if column.name not in ("earlier", "later", *besides)]
-
-
-def _sums(session: Session, query) -> dict[tuple, int]:
-    return {tuple(key): int(total) for *key, total in session.execute(query)}
+            return query, [only_where(self.number_at(moment)) for moment in moments]
+        numbers = []
+        for moment in moments:
+            day = aliased(CalendarDay)
+            query = query.outerjoin(day, and_(day.calendar == self.key,
+                                              day.day == only_where(cast(func.timezone(self.zone, moment), Date))))
+            numbers.append(day.working_day_number)
+        return query, numbers
 
 
 def prepare_working_days(db: DatabaseEngine, calendar: WorkingCalendar, first: date, last: date) -> WorkingDays:
@@ -359,7 +354,7 @@ def prepare_working_days(db: DatabaseEngine, calendar: WorkingCalendar, first: d
     transaction, as one run of days from the earliest to the latest day needed so that
     numbers stay consecutive. Two servers that fill it at once: the second one's insert
     fails on the primary key, and it finds the first one's rows on its retry."""
-    working_days = WorkingDays(calendar_key(calendar))
+    working_days = WorkingDays(calendar_key(calendar), calendar.time_zone)
     read, write = session_factories(db)
     with read() as session:
         if _calendar_covers(session, working_days.key, first, last):
@@ -752,8 +747,9 @@ TOTAL, DEPARTMENT, REASON = "total", "department", "reason"
 def _claims_groups(session: Session, cohort: ColumnElement[bool], working_days: WorkingDays
                    ) -> dict[tuple[str, str | None], ClaimsGroup]:
     """The cohort's figures in total, per guilty department and per reason, keyed by
-    (grouping, department or reason). Counts in one query; working days of each claim
-    are looked up once (a materialized CTE) for the percentiles of all three groupings."""
+    (grouping, department or reason). Counts in one query; the working days each claim
+    took and was allowed are counted once (a materialized CTE) for the percentiles of all
+    three groupings, in another."""
     resolved = Claim.resolved_at.is_not(None)
     figures = (func.count(), _count_if(resolved), _count_if(Claim.status != ClaimStatus.CLOSED.value),
                *(_count_if(Claim.resolution == resolution) for resolution in RESOLUTIONS),
@@ -764,20 +760,22 @@ def _claims_groups(session: Session, cohort: ColumnElement[bool], working_days: 
         select(literal(DEPARTMENT), Claim.guilty_department, *figures).where(cohort).group_by(Claim.guilty_department),
         select(literal(REASON), Claim.reason, *figures).where(cohort).group_by(Claim.reason))).all()
 
-    per_claim = (select(Claim.guilty_department.label(DEPARTMENT), Claim.reason.label(REASON),
-                        working_days.number_at(Claim.registered_at).label("registered"),
-                        working_days.number_at(Claim.resolved_at).label("resolved"),
-                        working_days.number_at(Claim.response_due_at).label("due"))
-                 .where(cohort).cte("per_claim").prefix_with("MATERIALIZED"))
-    samples = union_all(*(
-        select(literal(grouping).label("grouping"), literal(measure).label("measure"), key.label("key"),
-               (end - per_claim.c.registered).label("value"))
-        for grouping, key in ((TOTAL, no_key), (DEPARTMENT, per_claim.c[DEPARTMENT]), (REASON, per_claim.c[REASON]))
-        for measure, end in (("took", per_claim.c.resolved), ("allowed", per_claim.c.due))
-    )).subquery()
-    days = _percentiles(session, samples, (MEDIAN, P90))
-    return {(grouping, key): ClaimsGroup(key, *values, *days.get((grouping, "took", key), (None, None)),
-                                         days.get((grouping, "allowed", key), [None])[0])
+    per_claim, (registered, resolved_on, due) = working_days.numbered(
+        session, select(Claim.guilty_department.label(DEPARTMENT), Claim.reason.label(REASON)).where(cohort),
+        Claim.registered_at, Claim.resolved_at, Claim.response_due_at)
+    per_claim = (per_claim.add_columns((resolved_on - registered).label("took"), (due - registered).label("allowed"))
+                 .cte("per_claim").prefix_with("MATERIALIZED"))
+
+    def days_of(grouping: str, key: ColumnElement) -> Select:
+        query = select(literal(grouping), key, _percentiles_of(session, per_claim.c.took, (MEDIAN, P90)),
+                       _percentiles_of(session, per_claim.c.allowed, (MEDIAN,)))
+        return query.group_by(key) if grouping != TOTAL else query
+
+    days = {(grouping, key): (*_percentile_values(took, (MEDIAN, P90)), *_percentile_values(allowed, (MEDIAN,)))
+            for grouping, key, took, allowed in session.execute(union_all(
+                days_of(TOTAL, no_key), days_of(DEPARTMENT, per_claim.c[DEPARTMENT]),
+                days_of(REASON, per_claim.c[REASON])))}
+    return {(grouping, key): ClaimsGroup(key, *values, *days.get((grouping, key), (None, None, None)))
             for grouping, key, *values in counts}
 
 
@@ -850,8 +848,7 @@ def compare_managers(session: Session, windows: Sequence[Window], people: Collec
 
 def _manager_figures(session: Session, windows: Sequence[Window], people: list[int] | None, now: datetime,
                      working_days: WorkingDays) -> list[dict[int, dict[str, Any]]]:
-    """The figures of each window, per person: one query per table for all the windows (two
-    for the work items: the counts, and the working days late)."""
+    """The figures of each window, per person: one query per table for all the windows."""
     figures: list[dict[int, dict[str, Any]]] = [defaultdict(dict) for _ in windows]
 
     def among(column) -> ColumnElement[bool]:
@@ -883,33 +880,24 @@ def _manager_figures(session: Session, windows: Sequence[Window], people: list[i
     counted = WorkItem.status.in_([ItemStatus.OPEN.value, ItemStatus.COMPLETED.value])
 
     def items_of(window: Window) -> Select:
-        return (select(WorkItem.assignee_id, func.count(), _count_if(late))
-                .where(among(WorkItem.assignee_id), counted, _within(WorkItem.due_at, window))
+        items, (due, done) = working_days.numbered(
+            session, select(WorkItem.assignee_id).where(among(WorkItem.assignee_id), counted,
+                                                        _within(WorkItem.due_at, window)),
+            WorkItem.due_at, func.coalesce(WorkItem.completed_at, _moment(now)), where=late)
+        return (items.add_columns(func.count(), _count_if(late), func.coalesce(func.sum(done - due), 0))
                 .group_by(WorkItem.assignee_id))
 
-    for window, user_id, due, late_items in session.execute(union_all(*_per_window(windows, items_of))):
-        figures[window][user_id].update(items_due=due, items_late=late_items, working_days_late=0)
+    for window, user_id, due, late_items, days_late in session.execute(union_all(*_per_window(windows, items_of))):
+        figures[window][user_id].update(items_due=due, items_late=late_items, working_days_late=int(days_late))
 
-    def late_items_of(window: Window) -> Select:
-        return (select(WorkItem.assignee_id, WorkItem.due_at.label("earlier"),
-                       func.coalesce(WorkItem.completed_at, _moment(now)).label("later"))
-                .where(among(WorkItem.assignee_id), counted, _within(WorkItem.due_at, window), late))
-
-    for (window, user_id), days in working_days.summed_between(session, _per_window(windows, late_items_of)).items():
-        figures[window][user_id]["working_days_late"] = days
-
-    # A rung counts in the window it fell due in (it fires within the scheduler's minute):
-    # that is what the escalations' index on (status, due, level, item) reads. Counted per
-    # item first, so that an item's assignee is looked up once, not once per rung.
+    # A rung counts in the window it fell due in (it fires within the scheduler's minute),
+    # for whom it was about when it fired: all of it in the escalations' index on (status,
+    # due, level, assignee).
     def escalations_of(window: Window) -> Select:
-        rungs = (select(Escalation.work_item_id, func.count().label("rungs"))
-                 .where(Escalation.status == EscalationStatus.DONE.value, _within(Escalation.due_at, window),
-                        Escalation.level.in_([BREACH, HEAD]))
-                 .group_by(Escalation.work_item_id).subquery())
-        return (select(WorkItem.assignee_id, func.sum(rungs.c.rungs))
-                .join_from(rungs, WorkItem, WorkItem.id == rungs.c.work_item_id)
-                .where(among(WorkItem.assignee_id))
-                .group_by(WorkItem.assignee_id))
+        return (select(Escalation.assignee_id, func.count())
+                .where(Escalation.status == EscalationStatus.DONE.value, _within(Escalation.due_at, window),
+                       Escalation.level.in_([BREACH, HEAD]), among(Escalation.assignee_id))
+                .group_by(Escalation.assignee_id))
 
     for window, user_id, escalations in session.execute(union_all(*_per_window(windows, escalations_of))):
         figures[window][user_id]["escalations"] = int(escalations)

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from sqlalchemy import select
 
+from engine import migrations as engine_migrations
 from engine.assignment import calendar_due
 from engine.calendar import BusinessCalendars
 from engine.errors import ProcessFailed
@@ -203,6 +205,16 @@ def test_the_task_declares_its_own_ladder_with_a_substitute(crm, clock, tmp_path
     crm.escalation.sweep()
     item_now = crm.work_item(item.id)
     assert (item_now.assignee.username, item_now.priority, item_now.version) == ("sub", 99, item.version + 1)
+    # Whom each fired rung was about: ann, who held the item until the last one handed it to
+    # sub (the reminder, past its deadline, was skipped, not sent).
+    about = {e.level: e.assignee_id for e in crm.escalation.escalations(work_item_id=item.id)}
+    assert about == {"reminder": None, "breach": item.assignee_id, "head": item.assignee_id}
+    assert item.assignee_id != item_now.assignee_id
+    # Rungs fired before the migration that records it get the item's present assignee.
+    command.downgrade(engine_migrations.alembic_config(crm.db), "0005")
+    engine_migrations.upgrade(crm.db)
+    about = {e.level: e.assignee_id for e in crm.escalation.escalations(work_item_id=item.id)}
+    assert about == {"reminder": None, "breach": item_now.assignee_id, "head": item_now.assignee_id}
     reassigned = [e for e in crm.instance(instance.id).history if e.type == "work_item_reassigned"]
     assert reassigned[0].detail["to"] == "sub" and reassigned[0].actor == "escalation"
     with crm.session() as session:

@@ -177,9 +177,9 @@ def for_analysis(session: Session) -> Session:
     memory they need (at the default 4 MB a year of a company's stage moves sorts on
     disk), no JIT compilation, which costs each of these short queries more than it saves,
     and the cost of a random page read as on an SSD or from memory rather than a spinning
-    disk (the default 4): otherwise the planner scans all the work items to join a few
-    thousand escalations to them, where looking them up costs a quarter. (SQLite needs none
-    of these.)"""
+    disk (the default 4): otherwise the planner scans whole tables where looking up the
+    few thousand rows a page needs costs a fraction (it scanned all the work items to
+    join a month's escalations to them). (SQLite needs none of these.)"""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(text("SET LOCAL jit = off"))
@@ -760,10 +760,10 @@ def _claims_groups(session: Session, cohort: ColumnElement[bool], working_days: 
         select(literal(DEPARTMENT), Claim.guilty_department, *figures).where(cohort).group_by(Claim.guilty_department),
         select(literal(REASON), Claim.reason, *figures).where(cohort).group_by(Claim.reason))).all()
 
-    per_claim, (registered, resolved_on, due) = working_days.numbered(
+    claims, (registered, resolved_on, due) = working_days.numbered(
         session, select(Claim.guilty_department.label(DEPARTMENT), Claim.reason.label(REASON)).where(cohort),
         Claim.registered_at, Claim.resolved_at, Claim.response_due_at)
-    per_claim = (per_claim.add_columns((resolved_on - registered).label("took"), (due - registered).label("allowed"))
+    per_claim = (claims.add_columns((resolved_on - registered).label("took"), (due - registered).label("allowed"))
                  .cte("per_claim").prefix_with("MATERIALIZED"))
 
     def days_of(grouping: str, key: ColumnElement) -> Select:
@@ -791,7 +791,7 @@ class ManagerFigures:
     items_due: int = 0  # work items due in the period
     items_late: int = 0  # of those, done after the deadline or still open past it
     working_days_late: int = 0  # summed over the late items
-    escalations: int = 0  # breach and head-of-department rungs fired on their items
+    escalations: int = 0  # breach and head-of-department rungs fired about items they held
     claims_caused: int = 0  # claims registered naming them as the guilty employee
 
     @property

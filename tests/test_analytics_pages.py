@@ -146,6 +146,28 @@ def test_the_managers_page_shows_the_indicators_chosen(app, sales):
                        "Won: Δ against Nov 1, 2025 – Nov 30, 2025"]
 
 
+def table_row(page: str, first_cell: str) -> list[str]:
+    """The cells of the table row that begins with ``first_cell``, as HTML."""
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", page, re.S):
+        cells = [cell.strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        if cells and re.sub(r"<[^>]+>", "", cells[0]) == first_cell:
+            return cells
+    raise AssertionError(f"no row of {first_cell!r}")
+
+
+@pytest.mark.parametrize("locale, zero_share", [("en", "0.0%"), ("ru", "0,0%")])
+def test_the_managers_table_formats_counts_shares_changes_and_gaps(app, office, sales, locale, zero_share):
+    office.add_user("olga", "Olga", password_hash=office.user("boss").password_hash, roles=["employee", "admin"],
+                    locale=locale)  # an admin: everyone's figures
+    page = as_user(app, "olga").get("/analytics/managers?indicator=deals_started&indicator=conversion"
+                                    "&from=2026-11-01&to=2026-11-30").get_data(as_text=True)
+    started_up = '<span class="an-change good">+1</span>'  # one deal started, none a month or a year before
+    nothing = '<span class="muted">—</span>'
+    # ann's deal is still open: no conversion, and so no change of it; bob lost his.
+    assert table_row(page, "Anna Sales")[1:] == ["1", started_up, started_up, nothing, nothing, nothing]
+    assert table_row(page, "Bob Sales")[1:] == ["1", started_up, started_up, zero_share, nothing, nothing]
+
+
 def test_the_heatmap_marks_overdue_steps_and_lists_a_steps_items(app, sales, clock):
     clock.advance(days=1)  # the offer was due three days after it was made
     boss = as_user(app, "boss")

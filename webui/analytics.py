@@ -25,11 +25,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from flask_babel import format_date, format_decimal, format_percent, get_timezone
+from babel import dates as babel_dates
+from babel.numbers import NumberPattern, parse_pattern
+from flask_babel import format_date, format_decimal, format_percent, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_login import current_user
 from lxml import etree
+from markupsafe import Markup, escape
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, undefer
 
@@ -342,25 +345,67 @@ def _pick(tables: Iterable[Table]) -> Table:
     return table
 
 
-@bp.context_processor
-def formatting() -> dict[str, Any]:
-    def share(value: float | None) -> str:
-        return "—" if value is None else format_percent(value, "#,##0.0%")
+class Formats:
+    """The pages' numbers and table cells in the user's locale. The locale is looked up and
+    each number pattern parsed once per page, and a cell is formatted here rather than by a
+    Jinja macro: the comparison of everyone has thousands of cells, and per cell those cost
+    more than the page's queries."""
 
-    def days(value: float | None) -> str:
-        return "—" if value is None else format_decimal(value, "#,##0.0")
+    def __init__(self) -> None:
+        self.locale = get_locale()
+        self.dates = Dates()
+        self._patterns: dict[str, NumberPattern] = {}
+        # Such a table repeats a few small numbers (counts, changes of one) thousands of times.
+        self._formatted: dict[tuple[str, type, float | int | Decimal], str] = {}
 
-    def money(value: Decimal | None) -> str:
-        return "—" if value is None else format_decimal(value, "#,##0.00")
+    def _number(self, value: float | int | Decimal, pattern: str = "") -> str:
+        key = (pattern, type(value), value)
+        formatted = self._formatted.get(key)
+        if formatted is None:
+            parsed = self._patterns.get(pattern)
+            if parsed is None:
+                parsed = self._patterns[pattern] = (
+                    parse_pattern(pattern) if pattern else self.locale.decimal_formats[None])
+            formatted = self._formatted[key] = parsed.apply(value, self.locale)
+        return formatted
 
-    def change(value: float | int | Decimal, kind: str) -> str:
+    def share(self, value: float | None) -> str:
+        return "—" if value is None else self._number(value, "#,##0.0%")
+
+    def days(self, value: float | None) -> str:
+        return "—" if value is None else self._number(value, "#,##0.0")
+
+    def money(self, value: Decimal | None) -> str:
+        return "—" if value is None else self._number(value, "#,##0.00")
+
+    def change(self, value: float | int | Decimal, kind: str) -> str:
         """Signed; a change of a share in percentage points."""
         if kind == "change_share":
-            return _("%(points)s pp", points=format_decimal(value * 100, "+#,##0.0;−#,##0.0"))
-        return format_decimal(value, "+#,##0.##;−#,##0.##") if value else "0"
+            return _("%(points)s pp", points=self._number(value * 100, "+#,##0.0;−#,##0.0"))
+        return self._number(value, "+#,##0.##;−#,##0.##") if value else "0"
 
-    return {"share": share, "days": days, "money": money, "change": change,
-            "day": lambda value: format_date(value, "medium")}
+    def day(self, value: date) -> str:
+        return babel_dates.format_date(value, "medium", locale=self.locale)
+
+    def cell(self, value: Any, column: Column) -> Markup:
+        if value is None:
+            return Markup('<span class="muted">—</span>')
+        kind = column.kind
+        if kind in ("change", "change_share"):
+            improved = (value > 0 and column.better == "higher") or (value < 0 and column.better == "lower")
+            worse = (value < 0 and column.better == "higher") or (value > 0 and column.better == "lower")
+            verdict = "good" if improved else "bad" if worse else ""
+            return Markup(f'<span class="an-change {verdict}">{escape(self.change(value, kind))}</span>')
+        formatted = {"count": self._number, "share": self.share, "days": self.days, "money": self.money,
+                     "date": self.day, "moment": self.dates.when}.get(kind)
+        return escape(formatted(value) if formatted else value)
+
+
+@bp.context_processor
+def formatting() -> dict[str, Any]:
+    formats = Formats()
+    return {"share": formats.share, "days": formats.days, "money": formats.money, "change": formats.change,
+            "day": formats.day, "cell": formats.cell}
 
 
 @bp.route("/")

@@ -357,6 +357,9 @@ class Formats:
         self._patterns: dict[str, NumberPattern] = {}
         # Such a table repeats a few small numbers (counts, changes of one) thousands of times.
         self._formatted: dict[tuple[str, type, float | int | Decimal], str] = {}
+        self._by_kind: dict[str, Callable[[Any], str]] = {
+            "count": self._number, "share": self.share, "days": self.days, "money": self.money,
+            "date": self.day, "moment": self.dates.when}
 
     def _number(self, value: float | int | Decimal, pattern: str = "") -> str:
         key = (pattern, type(value), value)
@@ -396,8 +399,7 @@ class Formats:
             worse = (value < 0 and column.better == "higher") or (value > 0 and column.better == "lower")
             verdict = "good" if improved else "bad" if worse else ""
             return Markup(f'<span class="an-change {verdict}">{escape(self.change(value, kind))}</span>')
-        formatted = {"count": self._number, "share": self.share, "days": self.days, "money": self.money,
-                     "date": self.day, "moment": self.dates.when}.get(kind)
+        formatted = self._by_kind.get(kind)
         return escape(formatted(value) if formatted else value)
 
 

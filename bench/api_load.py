@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from engine.assignment import calendar_due
+from engine.runtime.assignment import calendar_due
 from engine.runtime import Engine
 from webui.api import tokens as token_store
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, func, insert, select, update
 
-from engine.escalation import BREACH, ESCALATED
+from engine.deadlines.escalation import BREACH, ESCALATED
 from engine.models import (
     Escalation,
     HistoryEvent,

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from engine.models import EventType, InstanceStatus, ProcessInstance
 from engine.runtime import Engine
-from engine.scheduler import Scheduler
+from engine.scheduling.scheduler import Scheduler
 
 PROCESS = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="lag_defs"

@@ -16,7 +16,7 @@ import click
 
 from engine.errors import CrmflowError
 from engine.runtime import Engine
-from engine.validation import BpmnValidationError
+from engine.bpmn.validation import BpmnValidationError
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/crmflow.db"
 
@@ -198,7 +198,7 @@ def complete(engine: Engine, item: int, user: str, data: str, expected_version) 
 def worker(engine: Engine, poll: float, sweep_interval: float, outbox_interval: float, run_for) -> None:
     """Run the scheduler alone: BPMN timers, escalations, e-mail. Several may run at once."""
     from engine.logs import configure_logging
-    from engine.scheduler import run_worker
+    from engine.scheduling.scheduler import run_worker
 
     configure_logging()
     click.echo(f"Worker {os.getpid()} on {engine.db.url.render_as_string(hide_password=True)}; "
@@ -211,7 +211,7 @@ def worker(engine: Engine, poll: float, sweep_interval: float, outbox_interval: 
 @pass_engine
 def escalate(engine: Engine) -> None:
     """Run one escalation sweep now, and send the e-mail it wrote if SMTP is configured."""
-    from engine.notifications import OutboxSender, SmtpSettings
+    from engine.outbox.notifications import OutboxSender, SmtpSettings
 
     result = engine.escalation.sweep()
     levels = ", ".join(f"{level}: {count}" for level, count in sorted(result.by_level.items())) or "none due"
@@ -229,7 +229,7 @@ def escalate(engine: Engine) -> None:
 @pass_engine
 def outbox(engine: Engine, status: str | None, resend_id: int | None) -> None:
     """List the e-mail outbox, newest first; or resend a failed or uncertain message."""
-    from engine.notifications import outbox_messages, resend
+    from engine.outbox.notifications import outbox_messages, resend
 
     if resend_id is not None:
         message = resend(engine, resend_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.assignment import calendar_due
+from engine.runtime.assignment import calendar_due
 from engine.runtime import Engine
 
 BPMN = Path(__file__).parent / "bpmn"

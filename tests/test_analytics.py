@@ -21,9 +21,9 @@ import pytest
 from alembic import command as alembic_command
 from sqlalchemy import insert, literal, select, text, union_all
 
-from engine.calendar import WorkingCalendar
+from engine.deadlines.calendar import WorkingCalendar
 from engine.db import UTCDateTime, session_factories
-from engine.escalation import BREACH, HEAD, REMINDER
+from engine.deadlines.escalation import BREACH, HEAD, REMINDER
 from engine.models import Escalation, ProcessDefinition, ProcessInstance, User, WorkItem
 from processes import analytics
 from processes import migrations as crm_migrations

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.calendar import BusinessCalendars, CalendarError, WorkingCalendar, parse_duration
+from engine.deadlines.calendar import BusinessCalendars, CalendarError, WorkingCalendar, parse_duration
 from engine.runtime import Engine
 from engine_fixtures import BPMN, Clock
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine.escalation import BREACH, ESCALATED
+from engine.deadlines.escalation import BREACH, ESCALATED
 from engine.models import Escalation, HistoryEvent, Notification, ProcessInstance, WorkItem
 from engine.runtime import Engine
 from test_notifications import free_port

@@ -15,10 +15,10 @@ import pytest
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from engine.compaction import compact
-from engine.parser import CrmParser
-from engine.scripting import SandboxedScriptEngine
-from engine.state import StateCodec
+from engine.runtime.compaction import compact
+from engine.bpmn.parser import CrmParser
+from engine.bpmn.scripting import SandboxedScriptEngine
+from engine.runtime.state import StateCodec
 
 BPMN = Path(__file__).parent / "bpmn"
 script_engine = SandboxedScriptEngine()

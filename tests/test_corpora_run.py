@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import CrmflowError
 from engine.runtime import Engine
-from engine.validation import BpmnValidationError
+from engine.bpmn.validation import BpmnValidationError
 
 CORPORA = Path(os.environ.get("CRMFLOW_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
 CAMUNDA = CORPORA / "camunda-bpm-examples"

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from engine.validation import BpmnValidationError
+from engine.bpmn.validation import BpmnValidationError
 from engine_fixtures import BPMN
 
 

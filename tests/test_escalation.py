@@ -10,12 +10,12 @@ from alembic import command
 from sqlalchemy import select
 
 from engine import migrations as engine_migrations
-from engine.assignment import calendar_due
-from engine.calendar import BusinessCalendars
+from engine.runtime.assignment import calendar_due
+from engine.deadlines.calendar import BusinessCalendars
 from engine.errors import ProcessFailed
-from engine.escalation import ESCALATED, Ladder
+from engine.deadlines.escalation import ESCALATED, Ladder
 from engine.models import HistoryEvent, OutboxMessage
-from engine.notifications import Inbox, OutboxSender
+from engine.outbox.notifications import Inbox, OutboxSender
 from engine.runtime import Engine
 from engine_fixtures import Clock
 from test_notifications import SmtpSink

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from engine.errors import UnknownUser
 from engine.models import OutboxMessage
-from engine.notifications import EMAIL, IN_APP, Inbox, OutboxSender, SmtpSettings, notify, outbox_messages
+from engine.outbox.notifications import EMAIL, IN_APP, Inbox, OutboxSender, SmtpSettings, notify, outbox_messages
 from engine import people
 
 

@@ -8,10 +8,10 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine import heartbeat
+from engine.scheduling import heartbeat
 from engine.logs import JsonFormatter
 from engine.models import OutboxMessage, OutboxStatus
-from engine.scheduler import Scheduler
+from engine.scheduling.scheduler import Scheduler
 from webui.api import tokens as token_store
 from test_webui_fixtures import start_approval
 from test_webui_fixtures import app, office  # noqa: F401  (fixtures)

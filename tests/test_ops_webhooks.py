@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from engine.assignment import calendar_due
+from engine.runtime.assignment import calendar_due
 from engine.models import OutboxMessage
-from engine.notifications import OutboxSender, SmtpSettings
+from engine.outbox.notifications import OutboxSender, SmtpSettings
 from engine.runtime import Engine
-from engine.webhooks import SIGNATURE_HEADER, WebhookSender, WebhookSettings, verify_signature
+from engine.outbox.webhooks import SIGNATURE_HEADER, WebhookSender, WebhookSettings, verify_signature
 from engine_fixtures import BPMN
 
 SECRET = "a-webhook-secret-of-some-length"

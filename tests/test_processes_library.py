@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from engine.db import Base
 from engine.runtime import Engine
-from engine.validation import validate_paths
+from engine.bpmn.validation import validate_paths
 
 from test_processes_support import BPMN_LIBRARY
 

@@ -12,8 +12,8 @@ from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from engine.parser import CrmParser
-from engine.scripting import SandboxedScriptEngine, check_expression, check_script
+from engine.bpmn.parser import CrmParser
+from engine.bpmn.scripting import SandboxedScriptEngine, check_expression, check_script
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -135,7 +135,7 @@ label = f"due {due:%Y-%m-%d}, {len(signed)} chars"
 
 
 def test_print_goes_to_the_log_not_to_stdout(capsys, caplog):
-    with caplog.at_level("INFO", logger="engine.scripting"):
+    with caplog.at_level("INFO", logger="engine.bpmn.scripting"):
         run(script_process("print('discount', 11.0)"))
 
     assert capsys.readouterr().out == ""

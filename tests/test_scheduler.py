@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from engine.cli import cli
 from engine.models import EventType
 from engine.runtime import Engine
-from engine.scheduler import Scheduler
+from engine.scheduling.scheduler import Scheduler
 
 HEADER = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, insert, select
 
-from engine.escalation import BREACH, ESCALATED
+from engine.deadlines.escalation import BREACH, ESCALATED
 from engine.models import (
     Escalation,
     HistoryEvent,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 
-from engine import validation
-from engine.validation import (
+from engine.bpmn import validation
+from engine.bpmn.validation import (
     BpmnValidationError,
     Bundle,
     Problem,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from engine.db import WRITE
 from engine.models import Notification, User
-from engine.notifications import IN_APP, notify
+from engine.outbox.notifications import IN_APP, notify
 from test_webui_fixtures import as_user, start_approval, text
 from test_webui_fixtures import app, office  # noqa: F401  (fixtures)
 

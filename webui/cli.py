@@ -14,7 +14,7 @@ def start_background_jobs(app):
     """The in-process scheduler next to the web server: BPMN timers, deadline escalation,
     the e-mail outbox. Several servers and ``crmflow worker`` processes may run it at once;
     each rung and timer still fires exactly once."""
-    from engine.scheduler import start_embedded
+    from engine.scheduling.scheduler import start_embedded
 
     scheduler = start_embedded(app.extensions["crmflow_engine"])
     atexit.register(scheduler.shutdown)

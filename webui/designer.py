@@ -16,7 +16,7 @@ from sqlalchemy.orm import undefer
 from werkzeug.utils import secure_filename
 
 from engine.models import InstanceStatus, ProcessDefinition, ProcessInstance
-from engine.validation import BpmnValidationError
+from engine.bpmn.validation import BpmnValidationError
 from webui.access import engine, role_required
 from webui.diagrams import process_file
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from engine.forms import FieldSpec
+from engine.bpmn.forms import FieldSpec
 
 INPUT_TYPES = {"string": "text", "long": "number", "date": "date", "boolean": "checkbox", "enum": "select"}
 

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from engine.calendar import WorkingCalendar
+from engine.deadlines.calendar import WorkingCalendar
 from engine.errors import Conflict, InvalidFormData, NotAuthorized, ProcessFailed
 from engine.models import ItemStatus, ProcessInstance, WorkItem, WorkItemCandidate
 from webui.access import Person, candidate_condition, engine, may_see_item, role_required

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from engine.notifications import Inbox
+from engine.outbox.notifications import Inbox
 from webui.access import engine, role_required
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")

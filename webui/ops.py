@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine import heartbeat
-from engine.escalation import LEVELS
+from engine.scheduling import heartbeat
+from engine.deadlines.escalation import LEVELS
 from engine.models import (
     Escalation,
     EscalationStatus,

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine.errors import ProcessNotDeployed
-from engine.forms import FieldSpec
+from engine.bpmn.forms import FieldSpec
 from engine.models import HistoryEvent, ItemStatus, ProcessInstance, WorkItem, WorkItemCandidate
 from engine.runtime import CompletedItem, InstanceDetails
 from processes.crm import CLAIM_PROCESS, DEAL_PROCESSES, PROJECT_TASK_PROCESS

@@ -29,7 +29,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 from SpiffWorkflow.camunda.parser.task_spec import UserTaskParser
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 
-from engine.expressions import camunda_to_python, iso8601_literal
+from engine.bpmn.expressions import camunda_to_python, iso8601_literal
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 

@@ -33,9 +33,9 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import people
-from engine.assignment import DueCalculator, resolve_assignment, stage_of
-from engine.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of, due_calculator_for
-from engine.compaction import compact
+from engine.runtime.assignment import DueCalculator, resolve_assignment, stage_of
+from engine.deadlines.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of, due_calculator_for
+from engine.runtime.compaction import compact
 from engine.db import create_db_engine, session_factories
 from engine.errors import (
     NotAuthorized,
@@ -46,8 +46,8 @@ from engine.errors import (
     UnknownUser,
     WorkItemClosed,
 )
-from engine.escalation import EscalationService
-from engine.forms import clean_submission, form_fields, json_safe
+from engine.deadlines.escalation import EscalationService
+from engine.bpmn.forms import clean_submission, form_fields, json_safe
 from engine.models import (
     EventType,
     Group,
@@ -60,10 +60,10 @@ from engine.models import (
     WorkItem,
     WorkItemCandidate,
 )
-from engine.scripting import SandboxedScriptEngine
-from engine import statements as sql
-from engine.state import StateCodec
-from engine.validation import Bundle, load_bundle, validate_paths
+from engine.bpmn.scripting import SandboxedScriptEngine
+from engine.runtime import statements as sql
+from engine.runtime.state import StateCodec
+from engine.bpmn.validation import Bundle, load_bundle, validate_paths
 
 T = TypeVar("T")
 

@@ -49,7 +49,7 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
-from engine.expressions import camunda_to_python
+from engine.bpmn.expressions import camunda_to_python
 
 log = logging.getLogger(__name__)
 

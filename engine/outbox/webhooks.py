@@ -46,7 +46,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from engine.models import EventType, HistoryEvent, OutboxMessage, OutboxStatus, ProcessInstance
-from engine.notifications import OutboxSender
+from engine.outbox.notifications import OutboxSender
 
 log = logging.getLogger(__name__)
 

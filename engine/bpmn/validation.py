@@ -26,8 +26,8 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
 from engine.errors import CrmflowError
-from engine.expressions import camunda_to_python, is_wrapped, iso8601_literal
-from engine.parser import CAMUNDA_NS, CrmParser
+from engine.bpmn.expressions import camunda_to_python, is_wrapped, iso8601_literal
+from engine.bpmn.parser import CAMUNDA_NS, CrmParser
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024

@@ -49,9 +49,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from engine import people
-from engine.calendar import BusinessCalendars, CalendarError, WorkingCalendar, parse_duration
+from engine.deadlines.calendar import BusinessCalendars, CalendarError, WorkingCalendar, parse_duration
 from engine.errors import NotFound, ProcessFailed
-from engine.expressions import is_wrapped
+from engine.bpmn.expressions import is_wrapped
 from engine.models import (
     Escalation,
     EscalationStatus,
@@ -64,7 +64,7 @@ from engine.models import (
     User,
     WorkItem,
 )
-from engine.notifications import CHANNELS, notify
+from engine.outbox.notifications import CHANNELS, notify
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class EscalationService:
         names = sorted({key.split(".")[1] for key in properties if key.startswith("deadline.") and key.count(".") >= 1})
         if not names:
             return
-        from engine.runtime import _current_data  # the runtime imports this module
+        from engine.runtime.facade import _current_data  # the runtime imports this module
 
         data = _current_data(self.engine._load(instance))
         where = f"Process '{instance.definition.key}'"
@@ -303,7 +303,7 @@ class EscalationService:
         ladder = ladder.with_properties(self._properties_of_process(definition),
                                         f"Process '{definition.key}'")
         if task_spec:
-            from engine.runtime import find_task_spec  # the runtime imports this module
+            from engine.runtime.facade import find_task_spec  # the runtime imports this module
 
             task = find_task_spec(*self.engine._spec(definition.id, definition.key), task_spec)
             name = f" ({task.bpmn_name})" if task.bpmn_name else ""

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from engine.errors import ProcessFailed
-from engine.expressions import is_wrapped, iso8601_literal
+from engine.bpmn.expressions import is_wrapped, iso8601_literal
 
 DEFAULT_PRIORITY = 50
 

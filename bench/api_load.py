@@ -35,8 +35,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from engine.runtime.assignment import calendar_due
 from engine.runtime import Engine
+from engine.runtime.assignment import calendar_due
 from webui.api import tokens as token_store
 
 BPMN = Path(__file__).resolve().parent.parent / "tests" / "bpmn" / "approval.bpmn"

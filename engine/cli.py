@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
+from engine.bpmn.validation import BpmnValidationError
 from engine.errors import CrmflowError
 from engine.runtime import Engine
-from engine.bpmn.validation import BpmnValidationError
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/crmflow.db"
 

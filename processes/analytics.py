@@ -64,8 +64,8 @@ from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from sqlalchemy.sql import ColumnElement, Select, Subquery
 from sqlalchemy.sql.functions import FunctionElement
 
-from engine.deadlines.calendar import WorkingCalendar
 from engine.db import Base, UTCDateTime, session_factories, sqlite_percentiles
+from engine.deadlines.calendar import WorkingCalendar
 from engine.deadlines.escalation import BREACH, HEAD
 from engine.models import Escalation, EscalationStatus, ItemStatus, ProcessInstance, User, WorkItem
 from processes.models import Claim, ClaimStatus, Customer, Deal, DealKind, DealMove, DealStagePlan, DealStatus

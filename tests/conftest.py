@@ -68,5 +68,5 @@ def database_url(request) -> str:
     return request.getfixturevalue(_BACKEND_FIXTURES[request.param])
 
 
-# Engine fixtures (clock, engine, company) live beside the tests that use them.
-pytest_plugins = ["engine_fixtures", "chromium_fixtures"]
+# The fixtures every layer's tests share (tests/support); each folder's conftest.py adds its own.
+pytest_plugins = ["support.engine", "support.crm", "support.office", "support.chromium"]

@@ -27,7 +27,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.scheduling import heartbeat
 from engine.deadlines.escalation import LEVELS
 from engine.models import (
     Escalation,
@@ -40,6 +39,7 @@ from engine.models import (
     WorkItem,
 )
 from engine.runtime import Engine
+from engine.scheduling import heartbeat
 from webui.access import engine
 
 bp = Blueprint("ops", __name__)

@@ -49,9 +49,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from engine import people
+from engine.bpmn.expressions import is_wrapped
 from engine.deadlines.calendar import BusinessCalendars, CalendarError, WorkingCalendar, parse_duration
 from engine.errors import NotFound, ProcessFailed
-from engine.bpmn.expressions import is_wrapped
 from engine.models import (
     Escalation,
     EscalationStatus,

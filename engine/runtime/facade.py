@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from importlib.metadata import entry_points
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -33,10 +33,12 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import people
-from engine.runtime.assignment import DueCalculator, resolve_assignment, stage_of
-from engine.deadlines.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of, due_calculator_for
-from engine.runtime.compaction import compact
+from engine.bpmn.forms import clean_submission, form_fields, json_safe
+from engine.bpmn.scripting import SandboxedScriptEngine
+from engine.bpmn.validation import Bundle, load_bundle, validate_paths
 from engine.db import create_db_engine, session_factories
+from engine.deadlines.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of, due_calculator_for
+from engine.deadlines.escalation import EscalationService
 from engine.errors import (
     NotAuthorized,
     NotFound,
@@ -46,8 +48,6 @@ from engine.errors import (
     UnknownUser,
     WorkItemClosed,
 )
-from engine.deadlines.escalation import EscalationService
-from engine.bpmn.forms import clean_submission, form_fields, json_safe
 from engine.models import (
     EventType,
     Group,
@@ -60,10 +60,10 @@ from engine.models import (
     WorkItem,
     WorkItemCandidate,
 )
-from engine.bpmn.scripting import SandboxedScriptEngine
 from engine.runtime import statements as sql
+from engine.runtime.assignment import DueCalculator, resolve_assignment, stage_of
+from engine.runtime.compaction import compact
 from engine.runtime.state import StateCodec
-from engine.bpmn.validation import Bundle, load_bundle, validate_paths
 
 T = TypeVar("T")
 

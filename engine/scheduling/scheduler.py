@@ -34,11 +34,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
-from engine.scheduling import heartbeat
 from engine.errors import CrmflowError
 from engine.models import InstanceStatus, ProcessInstance
 from engine.outbox.notifications import OutboxSender, SmtpSettings
 from engine.outbox.webhooks import WebhookSender
+from engine.scheduling import heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -3,19 +3,16 @@ Debian's Chromium (/usr/bin/chromium; the set-up installs it, never `playwright 
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
-sys.path.insert(0, str(Path(__file__).parent.parent))
+from support import REPOSITORY
+from support.office import PASSWORD, build_office
+from webui import create_app
 
-from test_webui_fixtures import PASSWORD, build_office  # noqa: E402
-from webui import create_app  # noqa: E402
-
-SCREENSHOTS = Path(__file__).parent.parent.parent / "docs" / "screenshots"
+SCREENSHOTS = REPOSITORY / "docs" / "screenshots"
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import screenshot
 from playwright.sync_api import expect
 
-from conftest import screenshot
-from test_analytics import write_history
+from support.history import write_history
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

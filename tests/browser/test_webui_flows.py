@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import screenshot
 from playwright.sync_api import expect
 
-from conftest import screenshot
-from test_webui_fixtures import BPMN, register_customer, start_approval
+from support import TEST_BPMN
+from support.office import register_customer, start_approval
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-APPROVAL = (BPMN / "approval.bpmn").read_text()
+APPROVAL = (TEST_BPMN / "approval.bpmn").read_text()
 # A condition that is no expression: the flow "no" is marked on the diagram.
 BROKEN = APPROVAL.replace("${!approved}", "${!approved &amp;&amp;}")
 

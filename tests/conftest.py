@@ -69,4 +69,4 @@ def database_url(request) -> str:
 
 
 # The fixtures every layer's tests share (tests/support); each folder's conftest.py adds its own.
-pytest_plugins = ["support.engine", "support.crm", "support.office", "support.chromium"]
+pytest_plugins = ["support.engine", "support.office", "support.chromium"]

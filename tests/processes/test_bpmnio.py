@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPOSITORY
-from support.crm import LIBRARY
+from support import LIBRARY, REPOSITORY
 
 ROOT = REPOSITORY
 VIEWER = ROOT / "node_modules" / "bpmn-js" / "dist" / "bpmn-viewer.production.min.js"

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 from engine.bpmn.validation import validate_paths
 from engine.db import Base
 from engine.runtime import Engine
-from support.crm import LIBRARY
+from support import LIBRARY
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
       "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",

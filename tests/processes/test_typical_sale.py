@@ -8,7 +8,8 @@ import pytest
 from lxml import etree
 
 from engine.errors import InvalidFormData
-from support.crm import CLASSIFIED, LIBRARY, open_item, step
+from support import LIBRARY
+from support.crm import CLASSIFIED, open_item, step
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 

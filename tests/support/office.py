@@ -53,10 +53,6 @@ def app(office):
                        "BABEL_DEFAULT_TIMEZONE": "UTC"}, engine=office)
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
 
 def login(client, username: str, password: str = PASSWORD):
     return client.post("/login", data={"username": username, "password": password})

@@ -70,7 +70,7 @@ def fill(engine: Engine, deals: int, claims: int, rng: random.Random) -> None:
     engine.add_group("heads", "Heads", members=[f"head{d:02}" for d in range(DEPARTMENTS)] + ["claimshead"])
     engine.add_group("warehouse", "Warehouse")
     engine.deploy([LIBRARY])
-    with engine.session() as session:
+    with engine.reading() as session:
         users = dict(session.execute(select(User.username, User.id)).all())
         definitions = {key: id_ for key, id_ in session.execute(select(ProcessDefinition.key, ProcessDefinition.id))}
 
@@ -288,7 +288,7 @@ def main() -> None:
         for username, who in (("head00", "a head of department (20 people)"), ("admin", "an admin (everyone)")):
             print(f"\n{who}, {args.samples} samples each; target: queries' median < 300 ms")
             client = signed_in(app, username)
-            with engine.session() as session:
+            with engine.reading() as session:
                 user_id = session.scalar(select(User.id).where(User.username == username))
             for page in PAGES:
                 query_wall, query_cpu = timed(page_queries(app, user_id, page), args.samples)

@@ -43,7 +43,7 @@ def seed(engine: Engine, open_items: int, breaches: int) -> None:
     engine.add_user("boss", email="boss@example.test", roles=["employee", "manager"])
     engine.add_user("ann", email="ann@example.test", manager="boss")
     now = datetime.now(timezone.utc)
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         ann = session.scalar(select(User.id).where(User.username == "ann"))
         # One instance holds the items: the sweep never reads instances.
         definition = ProcessDefinition(key="bench", version=1, content_hash="-", sources={}, deployed_at=now)
@@ -55,7 +55,7 @@ def seed(engine: Engine, open_items: int, breaches: int) -> None:
     total = open_items + breaches
     for start in range(0, total, CHUNK):
         numbers = range(start, min(start + CHUNK, total))
-        with engine._write.begin() as session:
+        with engine.transaction() as session:
             session.execute(insert(WorkItem), [
                 {"id": n + 1, "instance_id": instance_id, "task_id": str(uuid.uuid4()), "task_spec": "t",
                  "name": f"Item {n}", "stage": "Stage", "assignee_id": ann, "priority": 50, "status": "open",
@@ -78,7 +78,7 @@ def _due(n: int, open_items: int, now: datetime) -> datetime:
 
 
 def reset(engine: Engine) -> None:
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         session.execute(delete(OutboxMessage))
         session.execute(delete(Notification))
         session.execute(delete(HistoryEvent).where(HistoryEvent.type == ESCALATED))
@@ -100,7 +100,7 @@ def measure(open_items: int, samples: int) -> list[float]:
             result = engine.escalation.sweep()
             timings.append(time.perf_counter() - started)
             assert result.fired == BREACHES, result
-            with engine.session() as session:
+            with engine.reading() as session:
                 assert session.scalar(select(func.count()).select_from(Notification)) == 2 * BREACHES
             reset(engine)
         engine.dispose()

@@ -50,7 +50,7 @@ def fill(engine: Engine, items: int, rng: random.Random) -> list[str]:
         members = usernames[g * EMPLOYEES // GROUPS:(g + 1) * EMPLOYEES // GROUPS]
         engine.add_group(f"group{g:02}", f"Group {g}", head="head", members=members)
     engine.deploy([BPMN])
-    with engine.session() as session:
+    with engine.reading() as session:
         definition_id = session.scalar(select(ProcessDefinition.id))
         user_ids = dict(session.execute(select(User.username, User.id)).all())
 
@@ -116,7 +116,7 @@ def main() -> None:
 
         query_ms, query_cpu = [], []
         for _ in range(args.samples):
-            with engine.session() as session:
+            with engine.reading() as session:
                 user = session.scalar(select(User).where(User.username == rng.choice(usernames))
                                       .options(selectinload(User.groups)))
                 person = load_person(session, user)

@@ -85,7 +85,7 @@ def main() -> None:
 
 
 def _still_waiting(engine: Engine) -> int:
-    with engine.session() as session:
+    with engine.reading() as session:
         return session.scalar(select(func.count()).select_from(ProcessInstance)
                               .where(ProcessInstance.status == InstanceStatus.RUNNING.value))
 

@@ -22,7 +22,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from engine import people
-from engine.db import session_factories
 from engine.errors import NotAuthorized, NotFound
 from engine.models import EventType, Group, HistoryEvent, ItemStatus, ProcessInstance, Role, User, WorkItem
 from engine.runtime import Engine
@@ -195,7 +194,6 @@ class Crm:
 
     def _attach(self, engine: Engine) -> None:
         self.engine = engine
-        self._read, self._write = session_factories(engine.db)
         # Records to create in the transaction that starts their process: token -> creator.
         self._pending: dict[str, Callable[[Session, ProcessInstance], None]] = {}
         self._pending_lock = threading.Lock()
@@ -210,14 +208,14 @@ class Crm:
 
     def find_duplicates(self, draft: CustomerDraft) -> list[DuplicateCandidate]:
         clean = customer_store.check_draft(draft)
-        with self._read() as session:
+        with self.engine.reading() as session:
             return customer_store.find_duplicates(session, clean)
 
     def register_customer(self, draft: CustomerDraft, by: str, allow_duplicates: bool = False) -> Registration:
         """Check for likely duplicates and register. With duplicates found, raises
         DuplicateCustomer listing them unless ``allow_duplicates`` (a deliberate choice)."""
         clean = customer_store.check_draft(draft)
-        with self._write.begin() as session:
+        with self.engine.transaction() as session:
             people.get_user(session, by)
             duplicates = customer_store.find_duplicates(session, clean)
             if duplicates and not allow_duplicates:
@@ -233,7 +231,7 @@ class Crm:
         if draft.contacts:
             raise InvalidData("customer", {"contacts": "add contact persons with add_contact"})
         clean = customer_store.check_draft(draft)
-        with self._write.begin() as session:
+        with self.engine.transaction() as session:
             people.get_user(session, by)
             customer = session.scalar(select(Customer).where(Customer.id == customer_id)
                                       .with_for_update(of=Customer))
@@ -254,7 +252,7 @@ class Crm:
         return Registration(customer, duplicates)
 
     def add_contact(self, customer_id: int, contact: ContactDraft, by: str) -> ContactPerson:
-        with self._write.begin() as session:
+        with self.engine.transaction() as session:
             people.get_user(session, by)
             customer = _get(session, Customer, customer_id, "customer")
             clean = customer_store.check_draft(CustomerDraft(name=customer.name, inn=customer.inn,
@@ -272,7 +270,7 @@ class Crm:
         return person
 
     def customer(self, customer_id: int) -> Customer:
-        with self._read() as session:
+        with self.engine.reading() as session:
             customer = session.get(Customer, customer_id, options=[selectinload(Customer.contacts)])
             if customer is None:
                 raise NotFound(f"There is no customer {customer_id}.")
@@ -281,7 +279,7 @@ class Crm:
     def search_customers(self, text: str, limit: int = 50) -> list[Customer]:
         """By INN, phone or e-mail (exact, indexed), or by a part of the name."""
         text = text.strip()
-        with self._read() as session:
+        with self.engine.reading() as session:
             digits = re.sub(r"\D", "", text)
             keys = []
             if "@" in text:
@@ -315,7 +313,7 @@ class Crm:
             errors["subject"] = "is required"
         if at is not None and at.tzinfo is None:
             errors["at"] = "must carry a time zone"
-        with self._write.begin() as session:
+        with self.engine.transaction() as session:
             people.get_user(session, by)
             customer = _get(session, Customer, customer_id, "customer")
             if deal_id is not None and _get(session, Deal, deal_id, "deal").customer_id != customer.id:
@@ -336,7 +334,7 @@ class Crm:
 
     def timeline(self, customer_id: int, deal_id: int | None = None, claim_id: int | None = None) -> list[Interaction]:
         """The customer's interactions, newest first; optionally only one deal's or claim's."""
-        with self._read() as session:
+        with self.engine.reading() as session:
             query = select(Interaction).where(Interaction.customer_id == customer_id)
             if deal_id is not None:
                 query = query.where(Interaction.deal_id == deal_id)
@@ -370,7 +368,7 @@ class Crm:
             errors["first_stage"] = "a typical sale always starts at the first contact"
         if errors:
             raise InvalidData("deal", errors)
-        with self._read() as session:
+        with self.engine.reading() as session:
             customer = _get(session, Customer, customer_id, "customer")
             curator_user = people.get_user(session, curator)
             starter = people.get_user(session, by)
@@ -383,7 +381,7 @@ class Crm:
                       amount=parsed_amount, created_by=by)
 
         if kind == DealKind.PROJECT.value:
-            with self._write.begin() as session:
+            with self.engine.transaction() as session:
                 deal = self._new_deal(session, fields, instance_id=None, first_stage=None)
             return self.deal(deal.id)
 
@@ -426,7 +424,7 @@ class Crm:
                 self._pending.pop(token, None)
 
     def deal(self, deal_id: int) -> Deal:
-        with self._read() as session:
+        with self.engine.reading() as session:
             deal = session.get(Deal, deal_id, options=[selectinload(Deal.plan)])
             if deal is None:
                 raise NotFound(f"There is no deal {deal_id}.")
@@ -435,12 +433,12 @@ class Crm:
 
     def deal_moves(self, deal_id: int, latest: int | None = None) -> list[DealMove]:
         """The deal's stage moves, oldest first; only the ``latest`` ones when given."""
-        with self._read() as session:
+        with self.engine.reading() as session:
             query = select(DealMove).where(DealMove.deal_id == deal_id).order_by(DealMove.id.desc()).limit(latest)
             return list(reversed(session.scalars(query).all()))
 
     def deal_move_count(self, deal_id: int) -> int:
-        with self._read() as session:
+        with self.engine.reading() as session:
             return session.scalar(select(func.count()).select_from(DealMove).where(DealMove.deal_id == deal_id))
 
     def stage_plan(self, deal_id: int) -> list[StagePlanRow]:
@@ -471,7 +469,7 @@ class Crm:
 
     def set_stage_plan(self, deal_id: int, planned_ends: dict[str, date], by: str) -> Deal:
         """Change the planned end of stages of a deal (S4)."""
-        with self._write.begin() as session:
+        with self.engine.transaction() as session:
             actor = people.get_user(session, by)
             deal = _get(session, Deal, deal_id, "deal")
             if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
@@ -499,7 +497,7 @@ class Crm:
             errors["due_at"] = "is required"
         elif due_at.tzinfo is None:
             errors["due_at"] = "must carry a time zone"
-        with self._read() as session:
+        with self.engine.reading() as session:
             deal = _get(session, Deal, deal_id, "deal")
             actor = people.get_user(session, by)
             if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
@@ -528,7 +526,7 @@ class Crm:
 
     def close_project_deal(self, deal_id: int, outcome: str, by: str, lost_reason: str | None = None) -> Deal:
         """A project deal has no process to end it: its curator (or a manager) closes it."""
-        with self._write.begin() as session:
+        with self.engine.transaction() as session:
             actor = people.get_user(session, by)
             deal = _get(session, Deal, deal_id, "deal")
             if actor.id != deal.curator_id and not _manages(session, actor, deal.curator):
@@ -551,7 +549,7 @@ class Crm:
         return self.deal(deal_id)
 
     def deal_tasks(self, deal_id: int) -> list[DealTask]:
-        with self._read() as session:
+        with self.engine.reading() as session:
             return list(session.scalars(select(DealTask).where(DealTask.deal_id == deal_id).order_by(DealTask.id)))
 
     # -- claims (C1-C4) -------------------------------------------------------------------
@@ -571,7 +569,7 @@ class Crm:
                 errors[f"attachments[{index + 1}]"] = f"{name!r} is not a plain file name"
             elif len(content) > MAX_ATTACHMENT_BYTES:
                 errors[f"attachments[{index + 1}]"] = f"{name} is larger than {MAX_ATTACHMENT_BYTES // 2**20} MB"
-        with self._read() as session:
+        with self.engine.reading() as session:
             customer = _get(session, Customer, draft.customer_id, "customer")
             if by is not None:
                 people.get_user(session, by)
@@ -613,7 +611,7 @@ class Crm:
         return self.claim(created[-1].id)
 
     def claim(self, claim_id: int) -> Claim:
-        with self._read() as session:
+        with self.engine.reading() as session:
             claim = session.get(Claim, claim_id, options=[selectinload(Claim.activities),
                                                          selectinload(Claim.attachments)])
             if claim is None:
@@ -623,7 +621,7 @@ class Crm:
 
     def claim_attachment(self, claim_id: int, attachment_id: int) -> ClaimAttachment:
         """One file of a claim, with its content."""
-        with self._read() as session:
+        with self.engine.reading() as session:
             attachment = session.scalar(select(ClaimAttachment).where(ClaimAttachment.id == attachment_id,
                                                                       ClaimAttachment.claim_id == claim_id)
                                         .options(undefer(ClaimAttachment.content)))
@@ -635,7 +633,7 @@ class Crm:
                            expected_version: int | None = None) -> WorkItem:
         """Complete the "Plan the investigation" step with a list of activities."""
         lines = [f"{a.owner}; {a.due_on.isoformat()}; {a.description.strip()}" for a in activities]
-        with self._read() as session:
+        with self.engine.reading() as session:
             problems = _plan_problems(session, "\n".join(lines), self.now.date())
         if problems:
             raise InvalidData("investigation plan", problems)
@@ -646,7 +644,7 @@ class Crm:
     def customer_card(self, customer_id: int) -> CustomerCard:
         now = self.now
         today = now.date()
-        with self._read() as session:
+        with self.engine.reading() as session:
             customer = session.get(Customer, customer_id, options=[selectinload(Customer.contacts)])
             if customer is None:
                 raise NotFound(f"There is no customer {customer_id}.")
@@ -694,7 +692,7 @@ class Crm:
         deals, and the open work items of those deals held by the old curator move together,
         and every moved item is recorded in its instance's history."""
         ids = list(dict.fromkeys(customer_ids))
-        with self._write.begin() as session:
+        with self.engine.transaction() as session:
             actor = people.get_user(session, by)
             target = people.get_user(session, to_user)
             if not target.active:
@@ -708,7 +706,7 @@ class Crm:
 
     def hand_over_all(self, from_user: str, to_user: str, by: str, reason: str | None = None) -> list[CuratorChange]:
         """All customers of a leaving employee to another, in one operation."""
-        with self._read() as session:
+        with self.engine.reading() as session:
             leaving = people.get_user(session, from_user)
             ids = list(session.scalars(select(Customer.id).where(Customer.curator_id == leaving.id)))
         return self.change_curator(ids, to_user, by, reason)

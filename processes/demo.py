@@ -101,7 +101,7 @@ class DemoClock:
 
 def has_data(engine: Engine) -> str | None:
     """Why the database is not empty, or None."""
-    with engine.session() as session:
+    with engine.reading() as session:
         users = session.scalar(select(func.count()).select_from(User))
         if users:
             demo = session.scalar(select(User.username).where(User.username == DEMO_USERS[0].username))

@@ -132,7 +132,7 @@ def import_customers(engine: Engine, path: Path, by: str, *, curator: str | None
     report = ImportReport(path.name)
     _, write = session_factories(engine.db)
     now = engine.clock()
-    with engine.session() as session:
+    with engine.reading() as session:
         people.get_user(session, by)
         if curator:
             people.get_user(session, curator)

@@ -76,7 +76,7 @@ def load_person(session: Session, user: User) -> Person:
 
 
 def person_by_id(user_id: int) -> Person | None:
-    with engine().session() as session:
+    with engine().reading() as session:
         user = session.get(User, user_id, options=[selectinload(User.groups)])
         return load_person(session, user) if user is not None else None
 

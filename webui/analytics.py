@@ -279,7 +279,7 @@ def _chosen_people(session: Session, audience: Audience, filters: Filters) -> Co
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    with engine().session() as session:
+    with engine().reading() as session:
         yield analytics.for_analysis(session)
 
 

@@ -40,7 +40,7 @@ def index():
         abort(404)
     now = engine().clock()
     risk_until = engine().working_calendar.add_working_days(now, 1)
-    with engine().session() as session:
+    with engine().reading() as session:
         items = list(session.scalars(
             select(WorkItem)
             .where(department_condition(session, current_user), WorkItem.due_at < risk_until)
@@ -76,7 +76,7 @@ def reassign():
     to_username = request.form.get("to_user", "")
     from_username = request.form.get("from_user", "")
     reason = request.form.get("reason", "").strip()[:MAX_REASON]
-    with engine().session() as session:
+    with engine().reading() as session:
         scope = department_condition(session, current_user)
         targets = {u.username: u for u in _targets(session)}
         query = select(WorkItem).where(scope).options(joinedload(WorkItem.instance), selectinload(WorkItem.candidates))
@@ -133,7 +133,7 @@ def _is_board_url(url: str | None) -> bool:
 @role_required("manager")
 def handover(username: str):
     """Hand every open item of one employee (ill, leaving) to someone else: pick who."""
-    with engine().session() as session:
+    with engine().reading() as session:
         source = session.scalar(select(User).where(User.username == username))
         if source is None:
             abort(404)
@@ -152,7 +152,7 @@ def team():
     now = engine().clock()
     risk_until = engine().working_calendar.add_working_days(now, 1)
     week_ago = now - timedelta(days=7)
-    with engine().session() as session:
+    with engine().reading() as session:
         people = team_members(session, current_user)
         ids = [p.id for p in people]
         open_ = WorkItem.status == ItemStatus.OPEN.value

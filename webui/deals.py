@@ -42,7 +42,7 @@ def _deal_page(deal_id: int, form_errors: dict | None = None, form_values: dict 
     except NotFound:
         abort(404)
     project = deal.kind == DealKind.PROJECT.value
-    with engine().session() as session:
+    with engine().reading() as session:
         owners = session.scalars(select(User).where(User.active.is_(True)).order_by(User.display_name)).all()
         steps = _open_steps(session, deal.instance_id) if deal.instance_id else []
     return render_template(
@@ -131,7 +131,7 @@ def claim(claim_id: int):
         claim = crm().claim(claim_id)
     except NotFound:
         abort(404)
-    with engine().session() as session:
+    with engine().reading() as session:
         steps = _open_steps(session, claim.instance_id) if claim.instance_id else []
     return render_template("claim.html", claim=claim, steps=steps, now=engine().clock(),
                            timeline=crm().timeline(claim.customer_id, claim_id=claim_id))

@@ -39,7 +39,7 @@ def _instance_counts(session) -> dict[int, dict[str, int]]:
 @bp.route("/")
 @role_required("designer")
 def index():
-    with engine().session() as session:
+    with engine().reading() as session:
         counts = _instance_counts(session)
     processes: dict[str, list[ProcessDefinition]] = defaultdict(list)
     for definition in engine().definitions():
@@ -51,7 +51,7 @@ def index():
 
 
 def _definition(key: str, version: int) -> ProcessDefinition:
-    with engine().session() as session:
+    with engine().reading() as session:
         definition = session.scalar(
             select(ProcessDefinition)
             .where(ProcessDefinition.key == key, ProcessDefinition.version == version)
@@ -66,7 +66,7 @@ def _definition(key: str, version: int) -> ProcessDefinition:
 @role_required("designer")
 def definition(key: str, version: int):
     definition = _definition(key, version)
-    with engine().session() as session:
+    with engine().reading() as session:
         counts = _instance_counts(session).get(definition.id, {})
         recent = list(session.scalars(
             select(ProcessInstance).where(ProcessInstance.definition_id == definition.id)

@@ -150,7 +150,7 @@ def index():
     except ValueError:
         page = 0
     now = engine().clock()
-    with engine().session() as session:
+    with engine().reading() as session:
         items, counts, risk_until, more = inbox_page(session, current_user, bucket, search, now,
                                                      engine().working_calendar, page)
     return render_template("inbox.html", items=items, counts=counts, bucket=bucket, search=search, now=now,
@@ -179,7 +179,7 @@ def _may_act(item: WorkItem) -> bool:
 def _render_item(item_id: int, values: dict | None = None, errors: dict | None = None, problem: str | None = None,
                  status: int = 200):
     now = engine().clock()
-    with engine().session() as session:
+    with engine().reading() as session:
         item = _visible_item(session, item_id)
         instance = item.instance
         process_name = instance.definition.name or instance.process_key
@@ -213,7 +213,7 @@ def item(item_id: int):
 @bp.route("/items/<int:item_id>", methods=["POST"])
 @role_required()
 def complete(item_id: int):
-    with engine().session() as session:
+    with engine().reading() as session:
         item = _visible_item(session, item_id)
     fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN.value else []
     values = submitted_values(fields, request.form)
@@ -256,7 +256,7 @@ def _after_completion(done: WorkItem) -> str:
 @bp.route("/items/<int:item_id>/claim", methods=["POST"])
 @role_required()
 def claim(item_id: int):
-    with engine().session() as session:
+    with engine().reading() as session:
         _visible_item(session, item_id)
     try:
         engine().claim(item_id, current_user.username)

@@ -18,7 +18,7 @@ bp = Blueprint("instances", __name__, url_prefix="/instances")
 @bp.route("/<int:instance_id>")
 @role_required()
 def show(instance_id: int):
-    with engine().session() as session:
+    with engine().reading() as session:
         instance = session.get(ProcessInstance, instance_id)
         if instance is None:
             abort(404)

@@ -85,7 +85,7 @@ def healthz():
     checks: dict[str, dict] = {}
     started = time.perf_counter()
     try:
-        with engine().session() as session:
+        with engine().reading() as session:
             session.execute(select(1))
             beats = heartbeat.heartbeats(session)
         checks["database"] = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
@@ -150,7 +150,7 @@ class DatabaseCollector(Collector):
 
     def collect(self):
         now = self.engine.clock()
-        with self.engine.session() as session:
+        with self.engine.reading() as session:
             by_stage = session.execute(
                 select(ProcessInstance.process_key, WorkItem.stage, func.count(),
                        func.coalesce(func.sum(case((WorkItem.due_at < now, 1), else_=0)), 0))

@@ -232,9 +232,7 @@ class EscalationService:
         names = sorted({key.split(".")[1] for key in properties if key.startswith("deadline.") and key.count(".") >= 1})
         if not names:
             return
-        from engine.runtime.facade import _current_data  # the runtime imports this module
-
-        data = _current_data(self.engine._load(instance))
+        data = self.engine.current_data(instance, session)
         where = f"Process '{instance.definition.key}'"
         for name in names:
             due = _declared_value(properties, f"deadline.{name}", data, where)
@@ -303,9 +301,7 @@ class EscalationService:
         ladder = ladder.with_properties(self._properties_of_process(definition),
                                         f"Process '{definition.key}'")
         if task_spec:
-            from engine.runtime.facade import find_task_spec  # the runtime imports this module
-
-            task = find_task_spec(*self.engine._spec(definition.id, definition.key), task_spec)
+            task = self.engine.task_spec(definition, task_spec)
             name = f" ({task.bpmn_name})" if task.bpmn_name else ""
             ladder = ladder.with_properties(task.extensions or {}, f"User task '{task_spec}'{name}")
         return ladder
@@ -324,7 +320,7 @@ class EscalationService:
         """Give a whole instance a deadline (``due``: a moment, or an ISO duration counted
         in working time from now) with its own ladder addressed to ``responsible``.
         Setting it again moves it and re-plans the rungs not yet fired."""
-        with self.engine._write.begin() as session:
+        with self.engine.transaction() as session:
             return self.set_instance_deadline_in(session, instance_id, due=due, responsible=responsible,
                                                  name=name, team=team, ladder=ladder)
 
@@ -370,7 +366,7 @@ class EscalationService:
 
     def meet_instance_deadline(self, instance_id: int, name: str = "response") -> None:
         """The instance did what its deadline asked (e.g. the claim was answered)."""
-        with self.engine._write.begin() as session:
+        with self.engine.transaction() as session:
             meet_instance_deadlines(session, instance_id, self.engine.clock(), name)
 
     # -- firing ------------------------------------------------------------------------
@@ -388,7 +384,7 @@ class EscalationService:
         for attempt in range(1, RETRIES + 1):
             partial = SweepResult()
             try:
-                with self.engine._write.begin() as session:
+                with self.engine.transaction() as session:
                     due = list(session.scalars(
                         select(Escalation.id)
                         .where(Escalation.status == EscalationStatus.PENDING.value, Escalation.due_at <= now)
@@ -523,7 +519,7 @@ class EscalationService:
     # -- reading -----------------------------------------------------------------------
 
     def escalations(self, *, instance_id: int | None = None, work_item_id: int | None = None) -> list[Escalation]:
-        with self.engine._read() as session:
+        with self.engine.reading() as session:
             query = select(Escalation).order_by(Escalation.due_at, Escalation.id)
             if instance_id is not None:
                 query = query.where(Escalation.instance_id == instance_id)
@@ -533,7 +529,7 @@ class EscalationService:
 
     def next_due(self) -> datetime | None:
         """The moment the next pending rung is due (the scheduler sleeps until then)."""
-        with self.engine._read() as session:
+        with self.engine.reading() as session:
             return session.scalar(select(Escalation.due_at).where(
                 Escalation.status == EscalationStatus.PENDING.value).order_by(Escalation.due_at).limit(1))
 

@@ -67,7 +67,7 @@ class Inbox:
     def notifications(self, username: str, *, unread_only: bool = False, limit: int = 50,
                       offset: int = 0) -> list[Notification]:
         """Newest first."""
-        with self.engine._read() as session:
+        with self.engine.reading() as session:
             user = people.get_user(session, username)
             query = select(Notification).where(Notification.user_id == user.id)
             if unread_only:
@@ -75,7 +75,7 @@ class Inbox:
             return list(session.scalars(query.order_by(Notification.id.desc()).limit(limit).offset(offset)))
 
     def unread_count(self, username: str) -> int:
-        with self.engine._read() as session:
+        with self.engine.reading() as session:
             user = people.get_user(session, username)
             return session.scalar(
                 select(func.count()).select_from(Notification)
@@ -85,7 +85,7 @@ class Inbox:
     def mark_read(self, username: str, notification_ids: Sequence[int] | None = None) -> int:
         """Mark the user's notifications read (all of them when no ids are given);
         returns how many changed. Other users' notifications are never touched."""
-        with self.engine._write.begin() as session:
+        with self.engine.transaction() as session:
             user = people.get_user(session, username)
             statement = update(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
             if notification_ids is not None:
@@ -95,7 +95,7 @@ class Inbox:
 
 def outbox_messages(engine, status: str | None = None, limit: int = 100) -> list[OutboxMessage]:
     """The outbox, newest first: for an admin looking at failed or uncertain mail."""
-    with engine._read() as session:
+    with engine.reading() as session:
         query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
         if status is not None:
             query = query.where(OutboxMessage.status == status)
@@ -104,7 +104,7 @@ def outbox_messages(engine, status: str | None = None, limit: int = 100) -> list
 
 def resend(engine, message_id: int) -> OutboxMessage:
     """An admin's decision to send a failed or uncertain message (again): back to pending."""
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         message = session.get(OutboxMessage, message_id)
         if message is None:
             raise NotFound(f"There is no outbox message {message_id}.")
@@ -182,7 +182,7 @@ class OutboxSender:
 
     def _claim(self) -> list[tuple[int, str, str, str]]:
         now = self.engine.clock()
-        with self.engine._write.begin() as session:
+        with self.engine.transaction() as session:
             rows = session.execute(
                 select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.subject, OutboxMessage.body)
                 .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.PENDING.value,
@@ -210,7 +210,7 @@ class OutboxSender:
         except (smtplib.SMTPException, OSError, ssl.SSLError) as problem:
             return self._record_failure(message_id, f"{type(problem).__name__}: {problem}")
         now = self.engine.clock()
-        with self.engine._write.begin() as session:
+        with self.engine.transaction() as session:
             session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.claimed_by == self.worker)
                 .values(status=OutboxStatus.SENT.value, sent_at=now, result=answer)
@@ -219,7 +219,7 @@ class OutboxSender:
 
     def _record_failure(self, message_id: int, reason: str) -> str:
         now = self.engine.clock()
-        with self.engine._write.begin() as session:
+        with self.engine.transaction() as session:
             message = session.get(OutboxMessage, message_id)
             if message.attempts >= self.max_attempts:
                 message.status, outcome = OutboxStatus.FAILED.value, "failed"
@@ -235,7 +235,7 @@ class OutboxSender:
 
     def _expire_stale_claims(self) -> int:
         cutoff = self.engine.clock() - self.lease
-        with self.engine._write.begin() as session:
+        with self.engine.transaction() as session:
             return session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.SENDING.value,

@@ -72,6 +72,8 @@ BPMN_SUFFIXES = (".bpmn", ".dmn")
 # whose version counter moved under us (its UPDATE matched no row) as StaleDataError.
 RETRYABLE = (StaleDataError, OperationalError)
 MAX_ATTEMPTS = 5
+# Listeners that record history hand it to the listeners again; a loop between them is a bug.
+MAX_LISTENER_ROUNDS = 5
 DEFAULT_CALENDAR = WorkingCalendar()
 # Where a write session collects the history events of its transaction, in order, and
 # the process key of each instance the transaction stepped.
@@ -163,32 +165,84 @@ class Engine:
     def dispose(self) -> None:
         self.db.dispose()
 
+    # -- the unit of work ------------------------------------------------------------
+
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A read-only session for queries the facade does not cover."""
+    def reading(self) -> Iterator[Session]:
+        """A session for reading what the facade's calls do not cover. It writes nothing:
+        changes made through it are never committed."""
         with self._read() as session:
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One write transaction. What the block writes, the history it records
+        (events handed to the listeners) and what the step listeners write for that
+        history commit together or not at all. It is not retried: for work that may lose a
+        race with a concurrent writer, use ``atomically``."""
+        with self._write.begin() as session:
+            yield session
+            self._finish(session)
+
+    def atomically(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in one transaction (as ``transaction``), run again from the start
+        when it lost a race with a concurrent writer (a busy SQLite, a PostgreSQL deadlock, a
+        row whose version moved): up to five attempts."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except RETRYABLE:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def add_listener(self, listener: StepListener, process_keys: Iterable[str] | None = None) -> None:
+        """Call ``listener(session, events)`` at the end of every write transaction that
+        recorded history — only with the events of ``process_keys``' instances, when
+        given — inside that transaction: what the listener writes commits or rolls back
+        with the step. History a listener records is handed to the listeners in turn.
+        Side effects outside the database (mail, webhooks) must not happen here; record
+        them (an outbox) and send after the commit. Listeners run in every step, so they
+        must be cheap when a step is none of their business."""
+        self._listeners.append((listener, frozenset(process_keys) if process_keys is not None else None))
+
+    def _finish(self, session: Session) -> None:
+        """Write the transaction's history and tell the listeners, round by round: what a
+        listener records (a reassignment, say) reaches the listeners in the next round."""
+        for _ in range(MAX_LISTENER_ROUNDS):
+            events = _write_history(session)
+            if not events:
+                return
+            self._notify(session, events)
+        raise ProcessFailed(f"The step listeners kept recording history for {MAX_LISTENER_ROUNDS} rounds: "
+                            "one of them reacts to its own events.")
 
     # -- people ----------------------------------------------------------------------
 
     def add_user(self, username: str, display_name: str | None = None, **attributes: Any) -> User:
-        with self._write.begin() as session:
+        with self.transaction() as session:
             return people.add_user(session, username, display_name, now=self.clock(), **attributes)
 
     def add_group(self, name: str, display_name: str | None = None, head: str | None = None, members: Sequence[str] = ()):
-        with self._write.begin() as session:
+        with self.transaction() as session:
             return people.add_group(session, name, display_name, head=head, members=members)
 
+    def set_locale(self, username: str, locale: str) -> None:
+        """The language a user reads crmflow in (the web UI, e-mails)."""
+        with self.transaction() as session:
+            people.get_user(session, username).locale = locale
+
     def users(self) -> list[User]:
-        with self._read() as session:
+        with self.reading() as session:
             return list(session.scalars(select(User).options(selectinload(User.groups)).order_by(User.username)))
 
     def groups(self) -> list[Group]:
-        with self._read() as session:
+        with self.reading() as session:
             return list(session.scalars(select(Group).order_by(Group.name)))
 
     def user(self, username: str) -> User:
-        with self._read() as session:
+        with self.reading() as session:
             user = people.get_user(session, username)
             user.groups  # loaded now: callers read it after the session is gone
             return user
@@ -204,7 +258,7 @@ class Engine:
         changed content becomes the next version. Raises BpmnValidationError."""
         bundle = load_bundle(read_bpmn_files(paths))
         results = []
-        with self._write.begin() as session:
+        with self.transaction() as session:
             for key, model in sorted(bundle.processes.items()):
                 sources = _process_sources(bundle, model)
                 content_hash = _content_hash(sources)
@@ -227,7 +281,7 @@ class Engine:
         return results
 
     def definitions(self, key: str | None = None) -> list[ProcessDefinition]:
-        with self._read() as session:
+        with self.reading() as session:
             query = select(ProcessDefinition).order_by(ProcessDefinition.key, ProcessDefinition.version)
             if key is not None:
                 query = query.where(ProcessDefinition.key == key)
@@ -235,7 +289,7 @@ class Engine:
 
     def user_task_form(self, item: WorkItem):
         """The form fields of a work item's step, for the UI and the API."""
-        with self._read() as session:
+        with self.reading() as session:
             instance = session.get(ProcessInstance, item.instance_id)
             spec, subprocess_specs = self._spec(instance.definition_id, instance.process_key, session)
         task_spec = find_task_spec(spec, subprocess_specs, item.task_spec)
@@ -275,10 +329,10 @@ class Engine:
             self._advance(session, live, workflow, now, actor=started_by, changed=lambda: None)
             return session.get(ProcessInstance, instance_id)
 
-        return self._transaction(step)
+        return self.atomically(step)
 
     def instance(self, instance_id: int) -> InstanceDetails:
-        with self._read() as session:
+        with self.reading() as session:
             instance = session.get(ProcessInstance, instance_id)
             if instance is None:
                 raise NotFound(f"There is no process instance {instance_id}.")
@@ -290,7 +344,7 @@ class Engine:
                 select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.status == ItemStatus.OPEN.value)
                 .options(selectinload(WorkItem.candidates)).order_by(WorkItem.id)
             ))
-        return InstanceDetails(instance, _current_data(workflow), items, history)
+        return InstanceDetails(instance, workflow_data(workflow), items, history)
 
     def wake(self, instance_id: int) -> ProcessInstance:
         """Fire the instance's due timers and run what follows them."""
@@ -304,12 +358,12 @@ class Engine:
                 self._advance(session, live, workflow, self.clock(), actor=None, changed=workflow.refresh_timers)
             return session.get(ProcessInstance, instance_id)
 
-        return self._transaction(step)
+        return self.atomically(step)
 
     def due_instances(self, now: datetime | None = None, limit: int = 100) -> list[int]:
         """Running instances with a timer due at ``now``, soonest first."""
         now = now or self.clock()
-        with self._read() as session:
+        with self.reading() as session:
             return list(session.scalars(
                 select(ProcessInstance.id)
                 .where(ProcessInstance.status == InstanceStatus.RUNNING.value, ProcessInstance.next_wakeup_at <= now)
@@ -320,7 +374,7 @@ class Engine:
     # -- work items ------------------------------------------------------------------
 
     def work_item(self, item_id: int) -> WorkItem:
-        with self._read() as session:
+        with self.reading() as session:
             return _get_item(session, item_id)
 
     def work_items(
@@ -341,7 +395,7 @@ class Engine:
         user may claim (a candidate by name or through a group). ``candidate_group``:
         items offered to that group. ``overdue``: due before now (True) or not (False).
         """
-        with self._read() as session:
+        with self.reading() as session:
             query = select(WorkItem)
             if assignee is not None:
                 query = query.where(WorkItem.assignee_id == people.get_user(session, assignee).id)
@@ -392,7 +446,7 @@ class Engine:
                     item.task_spec)
             return item
 
-        return self._transaction(step)
+        return self.atomically(step)
 
     def reassign(self, item_id: int, to_user: str, by_user: str, reason: str | None = None) -> WorkItem:
         """Hand an item to another performer. Allowed to its assignee, to whoever is
@@ -414,7 +468,7 @@ class Engine:
                     item.task_spec, detail={"from": previous, "to": target.username, "reason": reason})
             return item
 
-        return self._transaction(step)
+        return self.atomically(step)
 
     def complete(
         self,
@@ -473,33 +527,17 @@ class Engine:
             return CompletedItem(item.id, live.id, item.name, item.stage, ItemStatus.COMPLETED.value,
                                  item.version + 1, performer.username, now, submitted)
 
-        return self._transaction(step)
+        return self.atomically(step)
+
+    def current_data(self, instance: ProcessInstance, session: Session | None = None) -> dict[str, Any]:
+        """The process variables of an instance now (``session``: read them in that transaction)."""
+        return workflow_data(self._load(instance, session))
+
+    def task_spec(self, definition: ProcessDefinition, bpmn_id: str, session: Session | None = None):
+        """The spec of the task ``bpmn_id`` of a deployed version: its form, properties, lane."""
+        return find_task_spec(*self._spec(definition.id, definition.key, session), bpmn_id)
 
     # -- internals -------------------------------------------------------------------
-
-    def add_listener(self, listener: StepListener, process_keys: Iterable[str] | None = None) -> None:
-        """Call ``listener(session, events)`` at the end of every write transaction that
-        recorded history — only with the events of ``process_keys``' instances, when
-        given — inside that transaction: what the listener writes commits or rolls back
-        with the step. Side effects outside the database (mail, webhooks) must not
-        happen here; record them (an outbox) and send after the commit. Listeners run
-        in every step, so they must be cheap when a step is none of their business."""
-        self._listeners.append((listener, frozenset(process_keys) if process_keys is not None else None))
-
-    def _transaction(self, step: Callable[[Session], T]) -> T:
-        """Run ``step`` in one write transaction, retrying when a concurrent writer won."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                with self._write.begin() as session:
-                    result = step(session)
-                    events = _write_history(session)
-                    if events:
-                        self._notify(session, events)
-                    return result
-            except RETRYABLE:
-                if attempt == MAX_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
 
     def _notify(self, session: Session, events: list[HistoryEvent]) -> None:
         keys = session.info.get(KEYS_KEY, {})
@@ -516,7 +554,7 @@ class Engine:
         cached = self._specs.get(definition_id)
         if cached is None:
             if session is None:
-                with self._read() as reader:
+                with self.reading() as reader:
                     sources = reader.scalar(sql.DEFINITION_SOURCES, {"definition_id": definition_id})
             else:
                 sources = session.scalar(sql.DEFINITION_SOURCES, {"definition_id": definition_id})
@@ -822,7 +860,7 @@ def _timer_moments(workflow: BpmnWorkflow):
             yield moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+def workflow_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     if workflow.is_completed():
         return dict(workflow.data)
     task = workflow.last_task or workflow.task_tree

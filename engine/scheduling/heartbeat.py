@@ -29,7 +29,7 @@ FORGET_AFTER = timedelta(days=1)
 def beat(engine, worker: str, started_at: datetime) -> None:
     """Record that ``worker`` is alive now."""
     now = engine.clock()
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         refreshed = session.execute(
             update(SchedulerHeartbeat).where(SchedulerHeartbeat.worker == worker).values(beat_at=now)
         ).rowcount
@@ -42,7 +42,7 @@ def forget(engine, worker: str) -> None:
     """A scheduler stopping cleanly takes its row away. Best effort: a scheduler must stop
     even when the database has gone away, and its row then simply goes stale."""
     try:
-        with engine._write.begin() as session:
+        with engine.transaction() as session:
             session.execute(delete(SchedulerHeartbeat).where(SchedulerHeartbeat.worker == worker))
     except SQLAlchemyError as problem:
         log.warning("Could not remove the heartbeat of %s: %s", worker, problem)

@@ -108,7 +108,7 @@ class Scheduler:
     def wake(self, instance_id: int) -> None:
         """Fire an instance's due timers, if they are still due (another scheduler, or the
         instance's own step, may have moved it on since this wake-up was planned)."""
-        with self.engine.session() as session:
+        with self.engine.reading() as session:
             moment = session.scalar(select(ProcessInstance.next_wakeup_at).where(
                 ProcessInstance.id == instance_id, ProcessInstance.status == InstanceStatus.RUNNING.value))
         if moment is None or moment > datetime.now(timezone.utc):
@@ -145,7 +145,7 @@ class Scheduler:
         heartbeat.beat(self.engine, self.worker, self.started_at)
 
     def _upcoming_wakeups(self, horizon: datetime, limit: int = 1000) -> list[tuple[int, datetime]]:
-        with self.engine.session() as session:
+        with self.engine.reading() as session:
             return list(session.execute(
                 select(ProcessInstance.id, ProcessInstance.next_wakeup_at)
                 .where(ProcessInstance.status == InstanceStatus.RUNNING.value,

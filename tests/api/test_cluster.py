@@ -149,7 +149,7 @@ def test_two_web_processes_and_two_workers_on_one_postgresql(database_url, tmp_p
         assert lost["code"] in ("stale_work_item", "work_item_closed") and lost["message"], lost
 
     completed = INSTANCES - INSTANCES // BREACHED_EVERY
-    with engine.session() as session:
+    with engine.reading() as session:
         def count(model, *where):
             return session.scalar(select(func.count()).select_from(model).where(*where))
 
@@ -213,7 +213,7 @@ def drive(apis: dict[tuple[int, str], Api], ports: list[int]) -> dict[str, list]
 
 
 def pending_breaches(engine: Engine) -> int:
-    with engine.session() as session:
+    with engine.reading() as session:
         return session.scalar(select(func.count()).select_from(Escalation).where(
             Escalation.level == BREACH, Escalation.status == "pending",
             Escalation.due_at <= datetime.now(timezone.utc)))

@@ -119,7 +119,7 @@ def test_the_modeler_edits_a_version_and_saves_it_as_the_next_keeping_camunda_at
     expect(page.locator("h1 .version")).to_have_text("v2")
 
     latest = office.definitions("approval")[-1]
-    with office.session() as session:
+    with office.reading() as session:
         from engine.models import ProcessDefinition
 
         xml = session.get(ProcessDefinition, latest.id).sources["approval.bpmn"]

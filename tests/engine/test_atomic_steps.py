@@ -10,7 +10,7 @@ from support.engine import GOOD_REQUEST
 
 
 def snapshot(engine: Engine) -> dict[str, list]:
-    with engine.session() as session:
+    with engine.reading() as session:
         tables = inspect(session.bind).get_table_names()
         return {
             table: [tuple(row) for row in session.execute(text(f'SELECT * FROM "{table}" ORDER BY 1'))]

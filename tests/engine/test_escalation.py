@@ -179,7 +179,7 @@ def test_after_downtime_missed_rungs_fire_once_in_order_and_a_stale_reminder_is_
         assert levels_in_history(crm, instance.id) == ["reminder", "breach", "head"]
         [skipped] = [e for e in crm.instance(instance.id).history if e.type == ESCALATED][:1]
         assert "deadline had passed" in skipped.detail["skipped"]
-    with crm.session() as session:
+    with crm.reading() as session:
         fired = [(e.instance_id, e.detail["level"]) for e in session.scalars(
             select(HistoryEvent).where(HistoryEvent.type == ESCALATED).order_by(HistoryEvent.id))
             if "skipped" not in e.detail]
@@ -217,7 +217,7 @@ def test_the_task_declares_its_own_ladder_with_a_substitute(crm, clock, tmp_path
     assert about == {"reminder": None, "breach": item_now.assignee_id, "head": item_now.assignee_id}
     reassigned = [e for e in crm.instance(instance.id).history if e.type == "work_item_reassigned"]
     assert reassigned[0].detail["to"] == "sub" and reassigned[0].actor == "escalation"
-    with crm.session() as session:
+    with crm.reading() as session:
         assert session.scalar(select(OutboxMessage)) is None  # in-app only
     assert Inbox(crm).unread_count("olga") == 1
 
@@ -335,7 +335,7 @@ def test_the_process_declares_a_whole_instance_deadline(crm, clock, tmp_path):
     # The instance ends: the deadline is met, nothing more is sent.
     [item] = crm.work_items(instance_id=instance.id)
     crm.complete(item.id, {"sent": True}, "ann")
-    with crm.session() as session:
+    with crm.reading() as session:
         from engine.models import InstanceDeadline
         assert session.scalar(select(InstanceDeadline.met_at)) == clock()
 

@@ -10,7 +10,7 @@ from engine.models import HistoryEvent, ProcessInstance
 
 
 def state_size(engine, instance_id: int) -> int:
-    with engine.session() as session:
+    with engine.reading() as session:
         return len(session.get(ProcessInstance, instance_id).state)
 
 
@@ -34,7 +34,7 @@ def test_ten_thousand_iterations_on_sqlite(company):
     assert details.instance.status == "completed"
     assert details.data["n"] == 10_000
     assert late <= early * 1.1, f"state grew from {early} to {late} bytes"
-    with company.session() as session:
+    with company.reading() as session:
         completions = session.scalar(select(func.count()).where(
             HistoryEvent.instance_id == instance_id, HistoryEvent.type == "work_item_completed"))
     assert completions == 10_000  # the history left the live state but is all kept

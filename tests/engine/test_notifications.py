@@ -30,7 +30,7 @@ def staff(engine):
 
 
 def write_notification(engine, username: str, subject: str, channels=(IN_APP, EMAIL)) -> list[str]:
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         return notify(session, people.get_user(session, username), kind="test", subject=subject,
                       body=f"Body of {subject}", now=engine.clock(), channels=channels)
 
@@ -63,7 +63,7 @@ def test_the_outbox_sends_each_message_once(staff, smtp):
     [(_, message)] = smtp.messages
     assert message["From"] == "crmflow@test.local"
     assert "Body of Overdue" in message.get_content()
-    with staff.session() as session:
+    with staff.reading() as session:
         [row] = session.scalars(select(OutboxMessage))
     assert (row.status, row.attempts) == ("sent", 1)
     assert "accepted by 127.0.0.1" in row.result
@@ -75,13 +75,13 @@ def test_a_failed_send_is_retried_with_back_off_and_then_given_up(staff, clock):
     sender = OutboxSender(staff, down, max_attempts=3, first_retry=timedelta(seconds=30))
     assert sender.send_due()["retried"] == 1
     assert sender.send_due()["retried"] == 0  # not due again before its back-off
-    with staff.session() as session:
+    with staff.reading() as session:
         row = session.scalar(select(OutboxMessage))
     assert row.status == "pending" and row.next_attempt_at == clock() + timedelta(seconds=30)
     assert "ConnectionRefusedError" in row.result
     clock.advance(seconds=30)
     assert sender.send_due()["retried"] == 1
-    with staff.session() as session:
+    with staff.reading() as session:
         assert session.scalar(select(OutboxMessage.next_attempt_at)) == clock() + timedelta(seconds=60)
     clock.advance(seconds=60)
     assert sender.send_due()["failed"] == 1
@@ -110,7 +110,7 @@ def test_a_sender_that_died_mid_send_never_causes_a_second_copy(staff, clock, sm
     clock.advance(minutes=11)
     assert survivor.send_due() == {"sent": 0, "retried": 0, "failed": 0, "uncertain": 1}
     assert smtp.received() == []
-    with staff.session() as session:
+    with staff.reading() as session:
         assert session.scalar(select(OutboxMessage.status)) == "uncertain"
 
 

@@ -33,7 +33,7 @@ def seed_breaches(engine: Engine, count: int) -> None:
     engine.deploy([TEST_BPMN / "approval.bpmn"])
     instance = engine.start("approval", {"curator": "ann", "amount": 100}, started_by="ann")
     deadline = datetime.now(timezone.utc) - timedelta(hours=1)
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         # The real item's own ladder is not part of the count.
         session.execute(delete(Escalation).where(Escalation.instance_id == instance.id))
         ann = session.scalar(select(User.id).where(User.username == "ann"))
@@ -65,7 +65,7 @@ def spawn_worker(database_url: str, smtp_port: int | None = None) -> subprocess.
 
 
 def counts(engine: Engine) -> dict[str, int]:
-    with engine.session() as session:
+    with engine.reading() as session:
         def count(model, *where):
             return session.scalar(select(func.count()).select_from(model).where(*where))
         return {
@@ -134,7 +134,7 @@ def test_three_workers_escalate_ten_thousand_breaches_each_exactly_once(database
     state = counts(engine)
     assert_consistent(state, total)
     assert state["done"] == total
-    with engine.session() as session:
+    with engine.reading() as session:
         shares = dict(session.execute(select(Escalation.fired_by, func.count()).group_by(Escalation.fired_by)).all())
     assert len(shares) >= 2, f"the work was not shared: {shares}"
     engine.dispose()
@@ -185,6 +185,6 @@ def test_a_worker_sends_the_escalation_mail_once(database_url):
     # Each item's breach notice, to ann and to boss, exactly once.
     assert len(set(received)) == len(received) == 2 * total
     assert {recipient for recipient, _ in received} == {"ann@example.test", "boss@example.test"}
-    with engine.session() as session:
+    with engine.reading() as session:
         assert set(session.scalars(select(OutboxMessage.status))) == {"sent"}
     engine.dispose()

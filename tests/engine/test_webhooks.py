@@ -155,6 +155,6 @@ def test_settings_are_checked(monkeypatch):
 
 
 def _messages(engine) -> list[OutboxMessage]:
-    with engine.session() as session:
+    with engine.reading() as session:
         return list(session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "webhook")
                                     .order_by(OutboxMessage.id)))

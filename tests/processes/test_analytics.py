@@ -109,7 +109,7 @@ def test_the_funnel_counts_entries_conversion_losses_and_time_in_stage(engine, h
     window = PERIOD.window(ZONE)
     curator_ids = None if curators is None else [history.users[name] for name in curators]
     cohort, entered, reached, converted, lost, stays = expected_funnel(history, window, kinds, curator_ids)
-    with engine.session() as session:
+    with engine.reading() as session:
         funnel = analytics.sales_funnel(session, window, kinds=kinds, curators=curator_ids)
 
     assert len(cohort) > 10, "the generated period should hold enough deals to mean something"
@@ -140,13 +140,13 @@ def test_the_funnel_counts_entries_conversion_losses_and_time_in_stage(engine, h
 
 def test_manual_deals_that_skip_a_stage_reach_beyond_it_without_entering_it(engine, history):
     window = Period(date(2025, 1, 1), date(2026, 11, 23)).window(ZONE)
-    with engine.session() as session:
+    with engine.reading() as session:
         funnel = analytics.sales_funnel(session, window, kinds=("manual",))
     assert any(stage.reached > stage.entered for stage in funnel.stages)
 
 
 def test_an_empty_cohort_has_an_empty_funnel(engine, history):
-    with engine.session() as session:
+    with engine.reading() as session:
         funnel = analytics.sales_funnel(session, Period(date(2020, 1, 1), date(2020, 1, 31)).window(ZONE))
     assert (funnel.deals, funnel.won, funnel.revenue_won, funnel.lost_reasons) == (0, 0, Decimal("0.00"), [])
     assert all(stage.reached == 0 and stage.conversion is None and stage.median_days is None
@@ -162,7 +162,7 @@ def test_percentiles_in_sql_match_linear_interpolation(engine, size):
     values = [round(rng.uniform(0, 100), 3) for _ in range(size)]
     samples = union_all(*(select(literal("g").label("key"), literal(value).label("value")) for value in values),
                         select(literal("other").label("key"), literal(1.0).label("value"))).subquery()
-    with engine.session() as session:
+    with engine.reading() as session:
         result = analytics._percentiles(session, samples, (analytics.MEDIAN, analytics.P90))
     assert result["g"][0] == pytest.approx(statistics.median(values))
     assert result["g"][1] == pytest.approx(percentile(values, 9, 10))
@@ -179,7 +179,7 @@ def test_deals_behind_plan_by_stage_worst_first(engine, history):
     behind = sorted(((today - plans[d["id"], d["current_stage"]]).days, d["id"]) for d in running
                     if plans[d["id"], d["current_stage"]] < today)
     behind.sort(key=lambda pair: (-pair[0], pair[1]))
-    with engine.session() as session:
+    with engine.reading() as session:
         listed = analytics.deals_behind(session, today)
         stages = analytics.deals_behind_by_stage(session, today)
         top = analytics.deals_behind(session, today, curators=[history.users["bob"]], limit=3)
@@ -201,7 +201,7 @@ def test_claims_past_their_response_deadline_in_working_days(engine, history, wo
     open_claims = [c for c in history.claims if c["status"] != "closed"]
     late = sorted((c for c in open_claims if c["response_due_at"] < NOW),
                   key=lambda c: (c["response_due_at"], c["id"]))
-    with engine.session() as session:
+    with engine.reading() as session:
         listed = analytics.claims_behind(session, NOW, working_days)
         by_status = analytics.claims_behind_by_status(session, NOW, working_days)
         olgas = analytics.claims_behind(session, NOW, working_days, officers=["olga"])
@@ -223,7 +223,7 @@ def test_claims_past_their_response_deadline_in_working_days(engine, history, wo
 @pytest.mark.parametrize("department", [None, "warehouse"])
 def test_claims_by_month_department_reason_and_resolution_time(engine, history, working_days, department):
     claims = [c for c in history.claims if department is None or c["guilty_department"] == department]
-    with engine.session() as session:
+    with engine.reading() as session:
         result = analytics.claims_analytics(session, PERIOD, ZONE, working_days, department=department)
 
     months = PERIOD.months()
@@ -295,7 +295,7 @@ def test_managers_against_the_previous_period_and_the_year_before(engine, histor
     assert periods[1:] == [Period(date(2025, 11, 1), date(2026, 4, 30)), Period(date(2025, 5, 1), date(2025, 10, 31))]
     windows = [period.window(ZONE) for period in periods]
     people = [history.users[name] for name in (*SELLERS, "olga", "boss")]
-    with engine.session() as session:
+    with engine.reading() as session:
         rows = analytics.compare_managers(session, windows, people, NOW, working_days)
 
     by_user = {row.user_id: row for row in rows}
@@ -324,7 +324,7 @@ def test_managers_against_the_previous_period_and_the_year_before(engine, histor
 def test_overlapping_windows_each_count_all_their_rows(engine, history, working_days):
     windows = [PERIOD.window(ZONE), Period(date(2026, 8, 1), date(2026, 11, 30)).window(ZONE), PERIOD.window(ZONE)]
     people = [history.users[name] for name in SELLERS]
-    with engine.session() as session:
+    with engine.reading() as session:
         rows = analytics.compare_managers(session, windows, people, NOW, working_days)
     assert {row.user_id for row in rows} == set(people)
     for row in rows:
@@ -359,7 +359,7 @@ def test_working_days_in_sql_are_the_calendars_own(engine):
         earlier = random_moment(rng, datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2027, 1, 10, tzinfo=timezone.utc))
         pairs.append((earlier, earlier + timedelta(hours=rng.randrange(0, 24 * 30))))
     pairs.append((datetime(2026, 12, 30, 20, 59, tzinfo=timezone.utc), datetime(2027, 1, 12, 21, 1, tzinfo=timezone.utc)))
-    with engine.session() as session:
+    with engine.reading() as session:
         counted = [session.scalar(select(working_days.between(literal(a, UTCDateTime()), literal(b, UTCDateTime()))))
                    for a, b in pairs]
     assert counted == [CALENDAR.working_days_late(a, b) for a, b in pairs]
@@ -381,7 +381,7 @@ def test_working_days_of_many_rows_in_sql_are_the_calendars_own(engine):
         pairs.append((earlier, earlier + timedelta(hours=rng.randrange(0, 24 * 30))))
     spans = union_all(*(select(literal(n).label("n"), literal(a, UTCDateTime()).label("earlier"),
                                literal(b, UTCDateTime()).label("later")) for n, (a, b) in enumerate(pairs))).subquery()
-    with engine.session() as session:
+    with engine.reading() as session:
         query, (earlier, later) = working_days.numbered(session, select(spans.c.n), spans.c.earlier, spans.c.later)
         counted = dict(session.execute(query.add_columns(later - earlier)).all())
     assert counted == {n: CALENDAR.working_days_late(a, b) for n, (a, b) in enumerate(pairs)}
@@ -395,7 +395,7 @@ def test_a_changed_calendar_gets_rows_of_its_own(engine):
     second = analytics.prepare_working_days(engine.db, saturdays, date(2026, 11, 1), date(2026, 11, 30))
     assert first.key != second.key
     due, done = datetime(2026, 11, 27, 12, tzinfo=timezone.utc), datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
-    with engine.session() as session:
+    with engine.reading() as session:
         assert session.scalar(select(first.between(literal(due, UTCDateTime()), literal(done, UTCDateTime())))) == 1
         assert session.scalar(select(second.between(literal(due, UTCDateTime()), literal(done, UTCDateTime())))) == 2
 
@@ -409,7 +409,7 @@ def test_the_heatmap_counts_open_and_overdue_items_per_task(engine, history, onl
     items = [i for i in history.items if i["status"] == "open" and deals[i["instance_id"]]["kind"] == "typical"
              and (only is None or i["assignee_id"] == history.users[only])]
     scope = None if only is None else WorkItem.assignee_id == history.users[only]
-    with engine.session() as session:
+    with engine.reading() as session:
         heat = analytics.overdue_heatmap(session, "typical_sale", NOW, scope)
         total, listed = analytics.heatmap_items(session, "typical_sale", "first_contact", scope, limit=5)
     per_task = defaultdict(list)

@@ -132,7 +132,7 @@ def test_a_bad_plan_is_refused_line_by_line(crm, customer, clock):
 
 def test_the_claims_response_deadline_is_handed_to_the_escalation_service(crm, customer):
     claim = register(crm, customer, attachments=[])
-    with crm.engine.session() as session:
+    with crm.engine.reading() as session:
         [deadline] = session.scalars(select(InstanceDeadline).where(InstanceDeadline.instance_id == claim.instance_id))
     assert (deadline.name, deadline.team, deadline.due_at) == ("response", "claims", claim.response_due_at)
     assert deadline.met_at is None
@@ -140,5 +140,5 @@ def test_the_claims_response_deadline_is_handed_to_the_escalation_service(crm, c
     step(crm.engine, claim.instance_id, "boss", responsible_officer="oleg", skip_investigation=True)
     step(crm.engine, claim.instance_id, "oleg", resolution="satisfied", outcome_text="replaced")
     step(crm.engine, claim.instance_id, "oleg", informed_by="email")
-    with crm.engine.session() as session:
+    with crm.engine.reading() as session:
         assert session.get(InstanceDeadline, deadline.id).met_at is not None  # answered: no escalation

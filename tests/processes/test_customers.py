@@ -21,7 +21,7 @@ def test_a_customer_is_registered_with_its_contacts_and_normalised_keys(crm, cus
     assert customer.phones == ["74951234567"] and customer.curator.username == "ann"
     [contact] = customer.contacts
     assert (contact.position, contact.decision_role, contact.phones) == ("Director", "decision_maker", ["79160000001"])
-    with crm.engine.session() as session:
+    with crm.engine.reading() as session:
         keys = set(session.execute(select(CustomerKey.kind, CustomerKey.value)).all())
     assert keys == {("name", "ромашка"), ("inn", "7707083893"), ("phone", "74951234567"),
                     ("email", "info@romashka.ru"), ("phone", "79160000001")}

@@ -35,7 +35,7 @@ def test_the_demo_company_is_loaded_refused_twice_and_reset(database_url):
     assert "Demo logins" in loaded.stdout and "petrov-demo" in loaded.stdout
 
     engine = Engine(database_url)
-    with engine.session() as session:
+    with engine.reading() as session:
         users = {u.username: u for u in session.scalars(select(User))}
         assert {u.username for u in DEMO_USERS} == set(users)
         assert all(check_password_hash(users[u.username].password_hash, u.password) for u in DEMO_USERS)
@@ -59,6 +59,6 @@ def test_the_demo_company_is_loaded_refused_twice_and_reset(database_url):
     reset = crmflow(database_url, "demo", "--reset", "--customers", "30")
     assert reset.returncode == 0, reset.stderr
     engine = Engine(database_url)
-    with engine.session() as session:
+    with engine.reading() as session:
         assert session.scalar(select(func.count()).select_from(Customer)) == 30
     engine.dispose()

@@ -24,7 +24,7 @@ CRMFLOW = Path(sys.executable).parent / "crmflow"
 
 
 def customer_count(engine) -> int:
-    with engine.session() as session:
+    with engine.reading() as session:
         return session.scalar(select(func.count()).select_from(Customer))
 
 
@@ -144,7 +144,7 @@ def test_a_row_the_database_refuses_is_rejected_and_the_rest_is_kept(crm, tmp_pa
     else:
         assert len(created_names) == 3
     assert customer_count(crm.engine) == len(created_names)
-    with crm.engine.session() as session:
+    with crm.engine.reading() as session:
         assert session.scalar(select(func.count()).select_from(ContactPerson)) == 0
 
 

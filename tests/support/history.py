@@ -168,7 +168,7 @@ def generate(rng: random.Random, users: dict[str, int], definitions: dict[str, i
 
 def write_history(engine, sellers: Sequence[str] = SELLERS, officer: str = "olga") -> History:
     """A generated history in the database of ``engine`` (its people and processes exist)."""
-    with engine.session() as session:
+    with engine.reading() as session:
         users = dict(session.execute(select(User.username, User.id)).all())
         definitions = dict(session.execute(select(ProcessDefinition.key, ProcessDefinition.id)).all())
     generated, customers, instances = generate(random.Random(20261123), users, definitions, sellers, officer)

@@ -19,7 +19,7 @@ def send(office, username, subject, **links):
 
 
 def ids_of(office, username):
-    with office.session() as session:
+    with office.reading() as session:
         return list(session.scalars(select(Notification.id).join(User).where(User.username == username)
                                     .order_by(Notification.id)))
 

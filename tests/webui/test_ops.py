@@ -68,7 +68,7 @@ def test_a_scheduler_keeps_its_heartbeat_and_takes_it_away_when_it_stops(office)
 
 
 def _beats(engine):
-    with engine.session() as session:
+    with engine.reading() as session:
         return heartbeat.heartbeats(session)
 
 
@@ -78,7 +78,7 @@ def test_metrics_describe_work_escalations_outbox_lag_and_latency(app, office, c
     clock.advance(days=2, hours=1)
     office.escalation.sweep()  # the breach rungs fire
     clock.advance(hours=4)  # the head-of-department rungs fall due; no scheduler sweeps them
-    with office._write.begin() as session:
+    with office.transaction() as session:
         session.add(OutboxMessage(channel="webhook", recipient="http://127.0.0.1:9/hook", subject="x", body="{}",
                                   status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=clock(),
                                   created_at=clock()))

@@ -48,7 +48,7 @@ def create_token(engine: Engine, username: str, name: str, expires_at: datetime 
     if expires_at is not None and expires_at <= now:
         raise ValueError("A token's expiry must be in the future.")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         user = people.get_user(session, username)
         if not user.active:
             raise NotAuthorized(f"{username} is not active and cannot have API tokens.")
@@ -62,7 +62,7 @@ def create_token(engine: Engine, username: str, name: str, expires_at: datetime 
 
 def tokens(engine: Engine, username: str | None = None, include_revoked: bool = False) -> list[ApiToken]:
     """Tokens, newest first: one user's, or everyone's."""
-    with engine.session() as session:
+    with engine.reading() as session:
         query = select(ApiToken).options(selectinload(ApiToken.user)).order_by(ApiToken.id.desc())
         if username is not None:
             query = query.where(ApiToken.user_id == people.get_user(session, username).id)
@@ -74,7 +74,7 @@ def tokens(engine: Engine, username: str | None = None, include_revoked: bool = 
 def revoke_token(engine: Engine, token_id: int, by: str, owner: str | None = None) -> ApiToken:
     """Revoke a token for good. With ``owner``, only a token of that user (a person
     revoking their own in the UI); revoking twice is harmless."""
-    with engine._write.begin() as session:
+    with engine.transaction() as session:
         token = session.get(ApiToken, token_id, options=[selectinload(ApiToken.user)])
         if token is None or (owner is not None and token.user.username != owner):
             raise NotFound(f"There is no API token {token_id}" + (f" of {owner}." if owner else "."))
@@ -90,7 +90,7 @@ def user_id_of_token(engine: Engine, secret: str) -> int | None:
     if not secret.startswith(TOKEN_PREFIX):
         return None
     now = engine.clock()
-    with engine.session() as session:
+    with engine.reading() as session:
         row = session.execute(
             select(ApiToken.id, ApiToken.user_id, ApiToken.last_used_at)
             .join(User, User.id == ApiToken.user_id)
@@ -100,6 +100,6 @@ def user_id_of_token(engine: Engine, secret: str) -> int | None:
     if row is None:
         return None
     if row.last_used_at is None or row.last_used_at < now - LAST_USED_GRANULARITY:
-        with engine._write.begin() as session:
+        with engine.transaction() as session:
             session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
     return row.user_id

@@ -193,7 +193,7 @@ def list_work_items(person: Person, query: dict[str, Any]):
     if query["scope"] == "team":
         if not person.is_manager:
             raise ApiError(403, "forbidden", "scope=team lists a manager's department: this needs the role manager.")
-        with engine().session() as session:
+        with engine().reading() as session:
             items = _team_items(session, person, query, wanted)
     else:
         filters = {"status": query["status"], "overdue": query["overdue"], "instance_id": query["instance_id"],
@@ -235,7 +235,7 @@ def _team_items(session: Session, person: Person, query: dict[str, Any], wanted:
 
 
 def _visible_item(person: Person, item_id: int) -> WorkItem:
-    with engine().session() as session:
+    with engine().reading() as session:
         item = session.get(WorkItem, item_id, options=[selectinload(WorkItem.candidates)])
         if item is None:
             raise ApiError(404, "not_found", f"There is no work item {item_id}.")
@@ -299,7 +299,7 @@ def complete_work_item(person: Person, item_id: int, body: dict[str, Any]):
     body=obj({"to_user": USERNAME, "reason": string(500, nullable=True)}, required=("to_user",)),
 )
 def reassign_work_item(person: Person, item_id: int, body: dict[str, Any]):
-    with engine().session() as session:
+    with engine().reading() as session:
         item = session.get(WorkItem, item_id)
         if item is None:
             raise ApiError(404, "not_found", f"There is no work item {item_id}.")
@@ -358,7 +358,7 @@ def start_instance(person: Person, body: dict[str, Any]):
                description="Designers and admins see every instance; others one they started or took part in, "
                            "or in which someone they manage took part.")
 def get_instance(person: Person, instance_id: int):
-    with engine().session() as session:
+    with engine().reading() as session:
         instance = session.get(ProcessInstance, instance_id)
         if instance is None:
             raise ApiError(404, "not_found", f"There is no process instance {instance_id}.")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from engine.cli import cli
 from support.api import ApiClient, api_as
-from support.office import as_user, register_customer, start_approval
+from support.office import as_user, crm_of, register_customer, start_approval
 from webui.api import tokens as token_store
 
 EVERYONE = {"ann", "eve", "boss", "dora", "root"}
@@ -139,8 +139,6 @@ def test_the_table_names_every_api_operation(app):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_operation_admits_exactly_the_roles_the_ui_does(app, office):
-    from test_webui_fixtures import crm_of
-
     instance, item = start_approval(office)  # assigned to ann
     customer = register_customer(app)
     deal = crm_of(app).start_deal("project", customer.id, "ann", "Fit-out", "ann")

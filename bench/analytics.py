@@ -36,6 +36,7 @@ from engine.runtime import Engine
 from processes.crm import CLAIM_REASONS
 from processes.models import Claim, Customer, Deal, DealMove, DealStagePlan
 from processes.stages import LOST_REASONS, STAGE_CODES, STAGES, move_direction, stage_index
+from processes.system import build_system
 
 LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -277,8 +278,9 @@ def main() -> None:
     from webui import create_app
 
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(args.database_url or f"sqlite:///{folder}/bench.db", clock=lambda: NOW)
-        engine.init_db()
+        system = build_system(args.database_url or f"sqlite:///{folder}/bench.db", clock=lambda: NOW, webhooks=None)
+        system.init_db()
+        engine = system.engine
         started = time.perf_counter()
         fill(engine, args.deals, args.claims, random.Random(2026))
         print(f"{args.deals:,} deals and {args.claims:,} claims on {engine.db.dialect.name} "

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from engine.runtime import Engine
 from engine.runtime.assignment import calendar_due
+from processes.system import build_system
 from webui.api import tokens as token_store
 
 BPMN = Path(__file__).resolve().parent.parent / "tests" / "bpmn" / "approval.bpmn"
@@ -86,8 +86,9 @@ def main() -> None:
 
 def seed(url: str, items: int) -> list[str]:
     """Employees with open items of their own; returns their tokens."""
-    engine = Engine(url, due_calculator=calendar_due)
-    engine.init_db()
+    system = build_system(url, due_calculator=calendar_due, webhooks=None)
+    system.init_db()
+    engine = system.engine
     engine.add_user("boss", "Boss", roles=["employee", "manager"])
     names = [f"emp{n:02d}" for n in range(EMPLOYEES)]
     for name in names:

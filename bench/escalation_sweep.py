@@ -33,6 +33,7 @@ from engine.models import (
     WorkItem,
 )
 from engine.runtime import Engine
+from processes.system import build_system
 
 BREACHES = 1_000
 CHUNK = 20_000
@@ -88,8 +89,9 @@ def reset(engine: Engine) -> None:
 
 def measure(open_items: int, samples: int) -> list[float]:
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(f"sqlite:///{folder}/bench.db")
-        engine.init_db()
+        system = build_system(f"sqlite:///{folder}/bench.db", webhooks=None)
+        system.init_db()
+        engine = system.engine
         started = time.perf_counter()
         seed(engine, open_items, BREACHES)
         print(f"  seeded {open_items:,} open items + {BREACHES:,} breaches in {time.perf_counter() - started:.0f} s",
@@ -97,7 +99,7 @@ def measure(open_items: int, samples: int) -> list[float]:
         timings = []
         for _ in range(samples):
             started = time.perf_counter()
-            result = engine.escalation.sweep()
+            result = system.escalation.sweep()
             timings.append(time.perf_counter() - started)
             assert result.fired == BREACHES, result
             with engine.reading() as session:

@@ -19,12 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.runtime import Engine
-from processes.crm import Crm
 from processes.customers import CustomerDraft
 from processes.importer import import_customers
 from processes.normalize import complete_inn
-
+from processes.system import System, build_system
 
 
 def generate(path: Path, rows: int, seed: int = 4) -> None:
@@ -46,11 +44,11 @@ def generate(path: Path, rows: int, seed: int = 4) -> None:
             writer.writerow(row)
 
 
-def fresh_engine(url: str | None, directory: Path, name: str) -> Engine:
-    engine = Engine(url or f"sqlite:///{directory}/{name}.db")
-    engine.init_db()
-    engine.add_user("bench")
-    return engine
+def fresh_system(url: str | None, directory: Path, name: str) -> System:
+    system = build_system(url or f"sqlite:///{directory}/{name}.db", webhooks=None)
+    system.init_db()
+    system.engine.add_user("bench")
+    return system
 
 
 def main() -> None:
@@ -62,14 +60,15 @@ def main() -> None:
         directory = Path(tmp)
         path = directory / "base.csv"
         generate(path, args.rows)
-        engine = fresh_engine(args.database_url, directory, "big")
+        system = fresh_system(args.database_url, directory, "big")
+        engine = system.engine
         started = time.perf_counter()
         report = import_customers(engine, path, "bench")
         elapsed = time.perf_counter() - started
         print(f"import of {args.rows:,} rows: {elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s "
               f"({len(report.created):,} created, {len(report.matched):,} matched, {len(report.rejected):,} rejected)")
 
-        crm = Crm(engine)
+        crm = system.crm
         hit = CustomerDraft(name="Компания 77, ООО", phones=["+7 9000000077"])
         miss = CustomerDraft(name="Nobody at all", inn=complete_inn("500100732"), emails=["nobody@nowhere.example"])
         for label, draft in (("matching", hit), ("not matching", miss)):
@@ -87,7 +86,7 @@ def main() -> None:
             generate(small, 10_000)
             runs = []
             for run in range(3):
-                engine = fresh_engine(None, directory, f"small{run}")
+                engine = fresh_system(None, directory, f"small{run}").engine
                 t = time.perf_counter()
                 import_customers(engine, small, "bench")
                 runs.append(time.perf_counter() - t)

@@ -31,6 +31,7 @@ from sqlalchemy import insert, select
 
 from engine.models import ProcessDefinition, ProcessInstance, User, WorkItem, WorkItemCandidate
 from engine.runtime import Engine
+from processes.system import build_system
 
 BPMN = Path(__file__).resolve().parent.parent / "tests" / "bpmn" / "approval.bpmn"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -107,8 +108,9 @@ def main() -> None:
 
     rng = random.Random(2026)
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(args.database_url or f"sqlite:///{folder}/bench.db", clock=lambda: NOW)
-        engine.init_db()
+        system = build_system(args.database_url or f"sqlite:///{folder}/bench.db", clock=lambda: NOW, webhooks=None)
+        system.init_db()
+        engine = system.engine
         started = time.perf_counter()
         usernames = fill(engine, args.items, rng)
         print(f"{args.items:,} open work items on {engine.db.dialect.name} "

@@ -26,6 +26,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
 from engine.runtime import Engine
+from processes.system import build_system
 
 LOOP = Path(__file__).with_name("loop.bpmn")
 CHECKPOINTS = (10, 100, 1_000, 10_000)
@@ -88,8 +89,9 @@ def measure(samples: int) -> tuple[dict[int, list[float]], list[float]]:
     """Round-robin: every sample times one step at each checkpoint and one SpiffWorkflow
     cycle back to back, so that all of them see the same machine."""
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(f"sqlite:///{folder}/bench.db")
-        engine.init_db()
+        system = build_system(f"sqlite:///{folder}/bench.db", webhooks=None)
+        system.init_db()
+        engine = system.engine
         engine.add_user("ann")
         engine.deploy([LOOP])
         # A fresh instance per sample at 10 prior iterations; one long instance for the others.

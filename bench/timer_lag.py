@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from engine.models import EventType, InstanceStatus, ProcessInstance
 from engine.runtime import Engine
 from engine.scheduling.scheduler import Scheduler
+from processes.system import build_system
 
 PROCESS = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="lag_defs"
@@ -51,8 +52,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty database (default: a temporary SQLite file)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(args.database_url or f"sqlite:///{folder}/bench.db")
-        engine.init_db()
+        system = build_system(args.database_url or f"sqlite:///{folder}/bench.db", webhooks=None)
+        system.init_db()
+        engine = system.engine
         path = Path(folder) / "timer_lag.bpmn"
         path.write_text(PROCESS)
         engine.deploy([path])
@@ -66,7 +68,7 @@ def main() -> None:
             due[instance.id] = engine.instance(instance.id).instance.next_wakeup_at
         if time.time() > base:
             raise SystemExit("starting the instances took longer than the lead; use fewer --timers")
-        scheduler = Scheduler(engine).start()  # poll 1 s, as crmflow worker runs by default
+        scheduler = Scheduler(engine, system.escalation).start()  # poll 1 s, as crmflow worker runs by default
         try:
             deadline = time.time() + lead + args.spread + 30
             while time.time() < deadline and _still_waiting(engine):

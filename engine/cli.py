@@ -1,7 +1,11 @@
-"""The ``crmflow`` command line.
+"""The engine's ``crmflow`` commands: schema, processes, users, instances and work items,
+the worker, escalation and the outbox.
 
-The engine's commands live here; the domain and the web UI add theirs through the
-``crmflow.commands`` entry-point group, so the engine never imports them.
+``command_group(open_system)`` puts them on a click group whose commands work on the
+system ``open_system()`` builds: crmflow's composition root (``processes.system``), so a
+work item completed here updates its deal exactly as one completed in the web UI. The
+``crmflow`` command itself is assembled in ``webui.cli`` with the domain's and the web
+UI's commands.
 """
 
 from __future__ import annotations
@@ -9,30 +13,57 @@ from __future__ import annotations
 import json
 import os
 import sys
-from importlib.metadata import entry_points
+from collections.abc import Callable
+from functools import update_wrapper
 from pathlib import Path
+from typing import Protocol
 
 import click
 
 from engine.bpmn.validation import BpmnValidationError
+from engine.deadlines.escalation import EscalationService
 from engine.errors import CrmflowError
+from engine.outbox.webhooks import WebhookSettings
 from engine.runtime import Engine
 
-DEFAULT_DATABASE_URL = "sqlite:///instance/crmflow.db"
+
+class OpenedSystem(Protocol):
+    """What the commands work on: the engine with its services (``processes.system.System``)."""
+
+    engine: Engine
+    escalation: EscalationService
+    webhooks: WebhookSettings | None
+
+    def init_db(self) -> None: ...
+
+    def dispose(self) -> None: ...
 
 
-def database_url() -> str:
-    return os.environ.get("CRMFLOW_DATABASE_URL", DEFAULT_DATABASE_URL)
+def _system(ctx: click.Context) -> OpenedSystem:
+    root = ctx.find_root()
+    if "crmflow.system" not in root.meta:
+        root.meta["crmflow.system"] = root.with_resource(_Closing(root.obj))
+    return root.meta["crmflow.system"]
 
 
-def open_engine() -> Engine:
-    url = database_url()
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return Engine(url)
+def pass_system(command):
+    """The command gets the opened system as its first argument (opened once, on first use)."""
+
+    @click.pass_context
+    def with_system(ctx: click.Context, *args, **kwargs):
+        return ctx.invoke(command, _system(ctx), *args, **kwargs)
+
+    return update_wrapper(with_system, command)
 
 
-pass_engine = click.make_pass_decorator(Engine)
+def pass_engine(command):
+    """The command gets the opened system's engine as its first argument."""
+
+    @click.pass_context
+    def with_engine(ctx: click.Context, *args, **kwargs):
+        return ctx.invoke(command, _system(ctx).engine, *args, **kwargs)
+
+    return update_wrapper(with_engine, command)
 
 
 class CrmflowGroup(click.Group):
@@ -50,34 +81,32 @@ class CrmflowGroup(click.Group):
             ctx.exit(1)
 
 
+class _Closing:
+    def __init__(self, factory: Callable[[], OpenedSystem]):
+        self.factory = factory
+
+    def __enter__(self) -> OpenedSystem:
+        self.system = self.factory()
+        return self.system
+
+    def __exit__(self, *exc_info) -> None:
+        self.system.dispose()
+
+
 @click.group(cls=CrmflowGroup)
-@click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli() -> None:
     """crmflow: sales and claims processes on BPMN.
 
     The database comes from CRMFLOW_DATABASE_URL (default: a SQLite file under ./instance/).
     """
-    ctx.obj = ctx.with_resource(_closing(open_engine))
-
-
-class _closing:
-    def __init__(self, factory):
-        self.factory = factory
-
-    def __enter__(self) -> Engine:
-        self.engine = self.factory()
-        return self.engine
-
-    def __exit__(self, *exc_info) -> None:
-        self.engine.dispose()
 
 
 @cli.command("init-db")
-@pass_engine
-def init_db(engine: Engine) -> None:
+@pass_system
+def init_db(system: OpenedSystem) -> None:
     """Create the database schema, or upgrade it to this version."""
-    engine.init_db()
-    click.echo(f"Database ready: {engine.db.url.render_as_string(hide_password=True)}")
+    system.init_db()
+    click.echo(f"Database ready: {system.engine.db.url.render_as_string(hide_password=True)}")
 
 
 @cli.command()
@@ -194,31 +223,32 @@ def complete(engine: Engine, item: int, user: str, data: str, expected_version) 
 @click.option("--sweep-interval", default=30.0, show_default=True, help="Seconds between safety sweeps.")
 @click.option("--outbox-interval", default=5.0, show_default=True, help="Seconds between e-mail sends.")
 @click.option("--run-for", type=float, help="Stop after this many seconds (default: until SIGTERM/Ctrl-C).")
-@pass_engine
-def worker(engine: Engine, poll: float, sweep_interval: float, outbox_interval: float, run_for) -> None:
+@pass_system
+def worker(system: OpenedSystem, poll: float, sweep_interval: float, outbox_interval: float, run_for) -> None:
     """Run the scheduler alone: BPMN timers, escalations, e-mail. Several may run at once."""
     from engine.logs import configure_logging
     from engine.scheduling.scheduler import run_worker
 
     configure_logging()
-    click.echo(f"Worker {os.getpid()} on {engine.db.url.render_as_string(hide_password=True)}; "
+    click.echo(f"Worker {os.getpid()} on {system.engine.db.url.render_as_string(hide_password=True)}; "
                "stop with SIGTERM or Ctrl-C.")
-    run_worker(engine, run_for=run_for, poll=poll, sweep_interval=sweep_interval, outbox_interval=outbox_interval)
+    run_worker(system.engine, system.escalation, webhooks=system.webhooks, run_for=run_for, poll=poll,
+               sweep_interval=sweep_interval, outbox_interval=outbox_interval)
     click.echo(f"Worker {os.getpid()} stopped.")
 
 
 @cli.command()
-@pass_engine
-def escalate(engine: Engine) -> None:
+@pass_system
+def escalate(system: OpenedSystem) -> None:
     """Run one escalation sweep now, and send the e-mail it wrote if SMTP is configured."""
     from engine.outbox.notifications import OutboxSender, SmtpSettings
 
-    result = engine.escalation.sweep()
+    result = system.escalation.sweep()
     levels = ", ".join(f"{level}: {count}" for level, count in sorted(result.by_level.items())) or "none due"
     click.echo(f"Escalated {result.fired} ({levels}); skipped {result.skipped}; cancelled {result.cancelled}.")
     smtp = SmtpSettings.from_environment()
     if smtp is not None:
-        counts = OutboxSender(engine, smtp).send_due()
+        counts = OutboxSender(system.engine, smtp).send_due()
         click.echo(f"E-mail: {counts['sent']} sent, {counts['retried']} to retry, {counts['failed']} failed.")
 
 
@@ -260,12 +290,8 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def _load_plugins() -> None:
-    for entry_point in entry_points(group="crmflow.commands"):
-        command = entry_point.load()
-        cli.add_command(command, entry_point.name)
-
-
-def main() -> None:
-    _load_plugins()
-    cli()
+def command_group(open_system: Callable[[], OpenedSystem], commands: list[click.Command]) -> click.Group:
+    """The ``crmflow`` command: the engine's commands and ``commands``, on the system that
+    ``open_system()`` builds (once, when a command first needs it)."""
+    return CrmflowGroup(name="crmflow", commands={**cli.commands, **{c.name: c for c in commands}},
+                        help=cli.help, context_settings={"obj": open_system})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -13,6 +14,12 @@ from sqlalchemy.types import TypeDecorator
 
 # Marks the connections of write transactions; SQLite takes its write lock up front for them.
 WRITE = {"crmflow_write": True}
+DEFAULT_DATABASE_URL = "sqlite:///instance/crmflow.db"
+
+
+def database_url() -> str:
+    """The database crmflow works on: CRMFLOW_DATABASE_URL, else a SQLite file under ./instance/."""
+    return os.environ.get("CRMFLOW_DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
 class Base(DeclarativeBase):

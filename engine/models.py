@@ -123,8 +123,9 @@ class ProcessInstance(Base):
     status: Mapped[str] = mapped_column(String(20), default=InstanceStatus.RUNNING.value)
     # SpiffWorkflow's serialized workflow, without the spec (that lives in the definition).
     state: Mapped[str] = mapped_column(Text)
-    # Incremented by every update (SQLAlchemy's version counter): an update that finds another
-    # version lost a race it should not have been in, and its transaction is retried.
+    # Incremented by every step (engine.runtime.statements.versioned_update, the only writer of
+    # an instance after its start): a step whose UPDATE finds another version lost a race it
+    # should not have been in, and its transaction is retried.
     version: Mapped[int] = mapped_column()
     current_stage: Mapped[str | None] = mapped_column(String(300))
     started_by: Mapped[str | None] = mapped_column(String(150))
@@ -135,8 +136,6 @@ class ProcessInstance(Base):
     next_wakeup_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
-
-    __mapper_args__ = {"version_id_col": version}
 
 
 class WorkItem(Base):

@@ -1,4 +1,4 @@
-"""The domain's ``crmflow`` commands (registered through the ``crmflow.commands`` entry points)."""
+"""The domain's ``crmflow`` commands (webui/cli.py puts them on the ``crmflow`` command)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from engine.cli import pass_engine
-from engine.runtime import Engine
-from processes.importer import count_rows, import_customers as run_import
-
+from engine.cli import pass_system
+from processes.importer import count_rows
+from processes.importer import import_customers as run_import
+from processes.system import System
 
 
 @click.command("import-customers")
@@ -18,10 +18,11 @@ from processes.importer import count_rows, import_customers as run_import
 @click.option("--curator", help="Curator of rows that name none.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every row's result to this CSV file.")
-@pass_engine
-def import_customers(engine: Engine, file: Path, by: str, curator: str | None, report_path: Path | None) -> None:
+@pass_system
+def import_customers(system: System, file: Path, by: str, curator: str | None, report_path: Path | None) -> None:
     """Import customers from FILE (.csv, .xlsx, or .vcf from Outlook) with the duplicate check."""
-    engine.init_db()
+    system.init_db()
+    engine = system.engine
     engine.user(by)  # an unknown importer is refused before any work
     if curator:
         engine.user(curator)
@@ -46,12 +47,13 @@ def import_customers(engine: Engine, file: Path, by: str, curator: str | None, r
 @click.command()
 @click.option("--reset", is_flag=True, help="Drop everything in the database first, then load the demo.")
 @click.option("--customers", default=300, show_default=True, help="How many customers to create.")
-@pass_engine
-def demo(engine: Engine, reset: bool, customers: int) -> None:
+@pass_system
+def demo(system: System, reset: bool, customers: int) -> None:
     """Load a demo company: users in roles, customers, deals at every stage, claims."""
     from processes.demo import DemoRefused, has_data, load_demo, wipe
 
-    engine.init_db()
+    engine = system.engine
+    system.init_db()
     if reset:
         wipe(engine)
         click.echo("Database wiped.")

@@ -24,8 +24,8 @@ from processes.crm import ClaimDraft, Crm, PlannedActivity
 from processes.customers import ContactDraft, CustomerDraft
 from processes.errors import DuplicateCustomer
 from processes.normalize import complete_inn
-
 from processes.stages import STAGES
+from processes.system import build_system
 
 # The process library beside the package (the project is installed in place, pip install -e).
 BPMN_LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
@@ -119,13 +119,13 @@ def wipe(engine: Engine) -> None:
 def load_demo(database_url: str, *, customers: int = 300, seed: int = 2026,
               echo: Callable[[str], None] = print, now: datetime | None = None) -> list[DemoUser]:
     clock = DemoClock(now or datetime.now(timezone.utc).replace(microsecond=0))
-    engine = Engine(database_url, clock=clock)
+    system = build_system(database_url, clock=clock)
+    engine, crm = system.engine, system.crm
     try:
-        engine.init_db()
+        system.init_db()
         problem = has_data(engine)
         if problem:
             raise DemoRefused(problem)
-        crm = Crm(engine)
         builder = _Builder(engine, crm, clock, random.Random(seed), echo)
         if not BPMN_LIBRARY.is_dir():
             raise DemoRefused(f"the process library {BPMN_LIBRARY} is missing")

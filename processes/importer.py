@@ -27,7 +27,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine import people
-from engine.db import session_factories
 from engine.runtime import Engine
 from processes import customers as store
 from processes.customers import ContactDraft, CustomerDraft
@@ -130,7 +129,6 @@ def import_customers(engine: Engine, path: Path, by: str, *, curator: str | None
     """Import the file; ``progress(n)`` is told after every n rows. ``curator`` is the
     default curator of rows that name none."""
     report = ImportReport(path.name)
-    _, write = session_factories(engine.db)
     now = engine.clock()
     with engine.reading() as session:
         people.get_user(session, by)
@@ -141,7 +139,7 @@ def import_customers(engine: Engine, path: Path, by: str, *, curator: str | None
         batch = list(islice(rows, BATCH_SIZE))
         if not batch:
             break
-        with write.begin() as session:
+        with engine.transaction() as session:
             _import_batch(session, batch, report, now, by, curator)
         if progress:
             progress(len(batch))

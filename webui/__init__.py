@@ -16,21 +16,35 @@ from typing import Any
 
 from flask import Flask
 
-from engine.runtime import Engine
+from processes.system import System, build_system
 
 
-def create_app(config: dict[str, Any] | None = None, engine: Engine | None = None) -> Flask:
-    from webui import (analytics, auth, board, customers, deals, designer, errors, i18n, inbox, instances,
-                       notifications, vendor)
+def create_app(config: dict[str, Any] | None = None, system: System | None = None) -> Flask:
+    """The web app on ``system`` (tests pass theirs), else on crmflow built for the
+    configured database."""
+    from webui import (
+        analytics,
+        auth,
+        board,
+        customers,
+        deals,
+        designer,
+        errors,
+        i18n,
+        inbox,
+        instances,
+        notifications,
+        vendor,
+    )
     from webui.config import ensure_secret_key, settings_from_environment
 
     app = Flask(__name__)
     app.config.update(settings_from_environment())
     app.config.update(config or {})
     ensure_secret_key(app.config)
-    if engine is None:
-        engine = Engine(app.config["CRMFLOW_DATABASE_URL"])
-    app.extensions["crmflow_engine"] = engine
+    if system is None:
+        system = build_system(app.config["CRMFLOW_DATABASE_URL"])
+    app.extensions["crmflow"] = system
 
     auth.init_app(app)
     vendor.init_app(app)

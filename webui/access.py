@@ -19,10 +19,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from engine.models import EventType, Group, HistoryEvent, ProcessInstance, Role, User, WorkItem, WorkItemCandidate
 from engine.runtime import Engine
+from processes.system import System
+
+
+def system() -> System:
+    """crmflow as this app runs it (``processes.system``)."""
+    return current_app.extensions["crmflow"]
 
 
 def engine() -> Engine:
-    return current_app.extensions["crmflow_engine"]
+    return system().engine
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""`crmflow serve`: the web UI and, in the same process, the scheduler."""
+"""The ``crmflow`` command: the engine's commands (engine/cli.py), the domain's
+(processes/cli.py) and the web UI's (``serve`` here, ``tokens`` in webui/api/cli.py), all on
+crmflow as ``processes.system`` builds it from the environment."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import os
 
 import click
 
-from engine.cli import open_engine
+from engine.cli import command_group, pass_system
+from processes.cli import demo, import_customers
+from processes.system import System, system_from_environment
 
 
 def start_background_jobs(app):
@@ -16,7 +20,8 @@ def start_background_jobs(app):
     each rung and timer still fires exactly once."""
     from engine.scheduling.scheduler import start_embedded
 
-    scheduler = start_embedded(app.extensions["crmflow_engine"])
+    system = app.extensions["crmflow"]
+    scheduler = start_embedded(system.engine, system.escalation, webhooks=system.webhooks)
     atexit.register(scheduler.shutdown)
     return scheduler
 
@@ -32,20 +37,22 @@ def start_background_jobs(app):
 @click.option("--dev", is_flag=True, help="Werkzeug's reloading development server instead of waitress.")
 @click.option("--no-scheduler", is_flag=True,
               help="Serve pages only; timers and escalations are left to `crmflow worker` processes.")
-def serve(host: str, port: int, threads: int, workers: int | None, dev: bool, no_scheduler: bool) -> None:
+@pass_system
+def serve(system: System, host: str, port: int, threads: int, workers: int | None, dev: bool,
+          no_scheduler: bool) -> None:
     """Run the web UI on the database of CRMFLOW_DATABASE_URL (the engine's and the CRM's
     schemas are upgraded first)."""
     from webui import create_app
 
-    engine = open_engine()
-    engine.init_db()
+    system.init_db()
+    engine = system.engine
     if workers is not None:
         if dev:
             raise click.UsageError("--dev and --workers exclude each other: one is for development, one for production.")
         engine.dispose()  # the workers open their own connections after the fork
         serve_with_gunicorn(host, port, workers, threads)
         return
-    app = create_app(engine=engine)
+    app = create_app(system=system)
     # Werkzeug's reloader runs the app in a child process; the scheduler belongs there only.
     if not no_scheduler and (not dev or os.environ.get("WERKZEUG_RUN_MAIN") == "true"):
         start_background_jobs(app)
@@ -85,3 +92,14 @@ def serve_with_gunicorn(host: str, port: int, workers: int, threads: int) -> Non
     click.echo(f"crmflow web UI on http://{host}:{port}/ with {workers} gunicorn workers; timers and "
                "escalations run in `crmflow worker` processes.")
     CrmflowGunicorn().run()
+
+
+def command_line():
+    """The ``crmflow`` command with every layer's commands."""
+    from webui.api.cli import tokens
+
+    return command_group(system_from_environment, [import_customers, demo, serve, tokens])
+
+
+def main() -> None:
+    command_line()()

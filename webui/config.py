@@ -1,8 +1,9 @@
 """Settings from the environment, so the same build runs on a laptop and in production.
 
 CRMFLOW_DATABASE_URL  the engine's database (default: a SQLite file under ./instance/)
-CRMFLOW_SECRET_KEY    signs sessions and CSRF tokens; without it a random key is made per
-                      process (fine for one developer, logs everyone out on restart)
+CRMFLOW_SECRET_KEY    signs sessions and CSRF tokens; without it a random key is made once
+                      and kept in instance/secret_key (so a restart signs nobody out; several
+                      machines must share one key through this variable)
 CRMFLOW_TIMEZONE      the time zone dates are shown in (default Europe/Moscow)
 CRMFLOW_NODE_MODULES  where `npm ci` put bpmn-js (default: node_modules beside webui/)
 CRMFLOW_SECURE_COOKIES=1  session cookies only over HTTPS
@@ -13,11 +14,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import warnings
 from pathlib import Path
 from typing import Any
 
-from engine.cli import database_url
+from engine.db import database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +41,23 @@ def settings_from_environment() -> dict[str, Any]:
     }
 
 
-def ensure_secret_key(config) -> None:
-    if not config.get("SECRET_KEY"):
-        warnings.warn("CRMFLOW_SECRET_KEY is not set: using a random key, sessions end when the server restarts",
-                      stacklevel=3)
-        config["SECRET_KEY"] = secrets.token_hex(32)
+INSTANCE = PROJECT_ROOT / "instance"
+
+
+def ensure_secret_key(config, folder: Path = INSTANCE) -> None:
+    """Without CRMFLOW_SECRET_KEY, the key made on the first start and kept in
+    ``folder/secret_key`` (readable by its owner only); every process of this machine reads
+    the same one."""
+    if config.get("SECRET_KEY"):
+        return
+    path = folder / "secret_key"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        config["SECRET_KEY"] = path.read_text().strip()
+        return
+    key = secrets.token_hex(32)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    config["SECRET_KEY"] = key

@@ -33,7 +33,7 @@ class Dates:
     def __init__(self):
         self.locale = get_locale()
         self.timezone = get_timezone()
-        self.calendar = current_app.extensions["crmflow_engine"].working_calendar
+        self.calendar = current_app.extensions["crmflow"].engine.working_calendar
 
     def when(self, moment: datetime | None) -> str:
         return babel_dates.format_datetime(moment, "short", tzinfo=self.timezone, locale=self.locale) if moment else "—"

@@ -38,13 +38,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
@@ -65,6 +65,7 @@ from engine.models import (
     WorkItem,
 )
 from engine.outbox.notifications import CHANNELS, notify
+from engine.runtime.history import record
 
 log = logging.getLogger(__name__)
 
@@ -186,23 +187,14 @@ class EscalationService:
         self.processes = dict(processes or {})
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._process_properties: dict[int, dict[str, str]] = {}
-        self._fired_listeners: list[Callable[[Session, list[dict[str, Any]]], None]] = []
-
-    def install(self) -> EscalationService:
-        self.engine.add_listener(self._on_step)
-        return self
-
-    def add_fired_listener(self, listener: Callable[[Session, list[dict[str, Any]]], None]) -> None:
-        """Call ``listener(session, history_rows)`` inside each sweep transaction that fired
-        or skipped rungs, with the history rows it wrote (the sweep writes its history
-        itself, so step listeners do not see it). engine/webhooks.py uses it."""
-        self._fired_listeners.append(listener)
 
     # -- planning (inside the step's transaction) ---------------------------------------
 
-    def _on_step(self, session: Session, events: list[HistoryEvent]) -> None:
-        # This runs in every step of every process: items without a deadline (the event
-        # says so) cost no query.
+    def on_step(self, session: Session, events: list[HistoryEvent]) -> None:
+        """The step listener (``processes.system`` adds it): plans the ladder of every new
+        item with a deadline and of the instance deadlines a process declares, cancels the
+        rungs of closed items, meets the deadlines of finished instances. It runs in every
+        step of every process: items without a deadline (the event says so) cost no query."""
         created = [e.work_item_id for e in events
                    if e.type == EventType.WORK_ITEM_CREATED.value and (e.detail or {}).get("due_at")]
         closed = [e.work_item_id for e in events
@@ -435,7 +427,6 @@ class EscalationService:
         open_deadlines = self._open_instance_deadlines(session, rows)
         context = _Recipients(session, rows, items)
         finished: list[dict[str, Any]] = []
-        history: list[dict[str, Any]] = []
         for row in rows:
             item = items.get(row.work_item_id) if row.work_item_id is not None else None
             still_due = (item is not None and item.status == ItemStatus.OPEN.value) if row.work_item_id else (
@@ -449,7 +440,7 @@ class EscalationService:
                 # After downtime: the breach notice that follows says more than a late reminder.
                 outcome = {"reason": "the deadline had passed before the reminder could be sent"}
                 finished.append({"id": row.id, "status": EscalationStatus.SKIPPED.value, "outcome": outcome})
-                history.append(_history_row(row, item, now, {"level": row.level, "skipped": outcome["reason"]}))
+                _record_rung(session, row, item, now, {"level": row.level, "skipped": outcome["reason"]})
                 result.skipped += 1
                 continue
             recipients = context.of(row, item)
@@ -469,20 +460,15 @@ class EscalationService:
                             row.id, row.level, row.instance_id)
             assignee_id = item.assignee_id if item is not None else None
             if item is not None and row.level == HEAD:
-                outcome.update(self._raise(session, row, item, now, history))
+                outcome.update(self._raise(session, row, item))
             finished.append({"id": row.id, "status": EscalationStatus.DONE.value, "outcome": outcome,
                              "assignee_id": assignee_id})
-            history.append(_history_row(row, item, now, {"level": row.level, "deadline": row.deadline.isoformat(),
-                                                         **outcome}))
+            _record_rung(session, row, item, now, {"level": row.level, "deadline": row.deadline.isoformat(), **outcome})
             result.fired += 1
             result.by_level[row.level] = result.by_level.get(row.level, 0) + 1
         session.flush()
         if finished:
             session.execute(update(Escalation), finished)  # executemany by primary key
-        if history:
-            session.execute(insert(HistoryEvent), history)
-            for listener in self._fired_listeners:
-                listener(session, history)
 
     def _open_instance_deadlines(self, session: Session, rows: list[Escalation]) -> set[tuple[int, str]]:
         instance_ids = {row.instance_id for row in rows if row.work_item_id is None}
@@ -491,29 +477,23 @@ class EscalationService:
         return {tuple(row) for row in session.execute(select(InstanceDeadline.instance_id, InstanceDeadline.name).where(
             InstanceDeadline.instance_id.in_(instance_ids), InstanceDeadline.met_at.is_(None)))}
 
-    def _raise(self, session: Session, row: Escalation, item: WorkItem, now: datetime,
-               history: list[dict[str, Any]]) -> dict[str, Any]:
+    def _raise(self, session: Session, row: Escalation, item: WorkItem) -> dict[str, Any]:
+        """The head rung's changes to the item: a higher priority, a substitute. Either makes
+        a form opened before the escalation stale (engine.runtime.work_items)."""
         changes: dict[str, Any] = {}
         target_priority = row.settings.get("raise_priority_to")
-        if target_priority is not None and item.priority < target_priority:
-            changes["priority"] = {"from": item.priority, "to": target_priority}
-            item.priority = target_priority
+        before = item.priority
+        if target_priority is not None and self.engine.raise_priority_in(session, item, target_priority):
+            changes["priority"] = {"from": before, "to": target_priority}
         substitute_name = row.settings.get("reassign_to")
         if substitute_name:
             substitute = people.find_user(session, substitute_name)
+            previous = item.assignee.username if item.assignee else None
             if substitute is None or not substitute.active:
                 changes["reassignment_refused"] = f"{substitute_name!r} is not an active crmflow user"
-            elif substitute.id != item.assignee_id:
-                previous = item.assignee.username if item.assignee else None
-                item.assignee = substitute
+            elif self.engine.reassign_in(session, item, substitute.username, actor="escalation",
+                                         reason="deadline escalated to the head of department"):
                 changes["reassigned"] = {"from": previous, "to": substitute.username}
-                history.append({"instance_id": item.instance_id, "work_item_id": item.id,
-                                "type": EventType.WORK_ITEM_REASSIGNED.value, "at": now, "actor": "escalation",
-                                "task_spec": item.task_spec,
-                                "detail": {"from": previous, "to": substitute.username,
-                                           "reason": "deadline escalated to the head of department"}})
-        if changes:
-            item.version += 1  # a form opened before the escalation is stale
         return changes
 
     # -- reading -----------------------------------------------------------------------
@@ -591,10 +571,10 @@ def _whole(calendar, deadline: datetime, duration: str) -> timedelta:
     return calendar.working_time_between(deadline, moved)
 
 
-def _history_row(row: Escalation, item: WorkItem | None, now: datetime, detail: dict[str, Any]) -> dict[str, Any]:
-    return {"instance_id": row.instance_id, "work_item_id": row.work_item_id, "type": ESCALATED, "at": now,
-            "actor": "escalation", "task_spec": item.task_spec if item else None,
-            "detail": {**detail, "escalation_id": row.id}}
+def _record_rung(session: Session, row: Escalation, item: WorkItem | None, now: datetime,
+                 detail: dict[str, Any]) -> None:
+    record(session, ESCALATED, now, "escalation", row.instance_id, row.work_item_id,
+           item.task_spec if item else None, detail={**detail, "escalation_id": row.id})
 
 
 class _Recipients:

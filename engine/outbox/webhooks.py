@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,13 +45,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from engine.deadlines.escalation import ESCALATED
 from engine.models import EventType, HistoryEvent, OutboxMessage, OutboxStatus, ProcessInstance
 from engine.outbox.notifications import OutboxSender
 
 log = logging.getLogger(__name__)
 
 WEBHOOK = "webhook"
-ESCALATED = "escalated"  # engine.escalation.ESCALATED; not imported: the escalation module imports the runtime
 # History event type -> webhook event type.
 _STEP_EVENTS = {
     EventType.INSTANCE_STARTED.value: "instance.started",
@@ -61,6 +61,14 @@ _STEP_EVENTS = {
 }
 EVENT_TYPES = (*_STEP_EVENTS.values(), "work_item.escalated", "instance.escalated")
 SIGNATURE_HEADER = "X-Crmflow-Signature"
+
+
+def _webhook_type(event: HistoryEvent) -> str | None:
+    if event.type == ESCALATED:
+        if "skipped" in (event.detail or {}):  # a late reminder left out is no escalation
+            return None
+        return "work_item.escalated" if event.work_item_id is not None else "instance.escalated"
+    return _STEP_EVENTS.get(event.type)
 # A signature older than this is refused by verify_signature: a replayed request.
 SIGNATURE_TOLERANCE_SECONDS = 300
 MAX_URL_LENGTH = 320  # outbox_messages.recipient
@@ -102,17 +110,6 @@ class WebhookSettings:
         return cls(urls=urls, secret=secret, events=events, timeout=timeout)
 
 
-def install(engine) -> None:
-    """The ``crmflow.engine_plugins`` entry point: with webhooks configured, write the
-    events of every step and every escalation of this engine to the outbox."""
-    settings = WebhookSettings.from_environment()
-    if settings is None:
-        return
-    writer = EventWriter(settings)
-    engine.add_listener(writer.on_step)
-    engine.escalation.add_fired_listener(writer.on_escalation)
-
-
 class EventWriter:
     """Turns history into webhook outbox rows, inside the transaction that made the history."""
 
@@ -120,23 +117,12 @@ class EventWriter:
         self.settings = settings
 
     def on_step(self, session: Session, events: list[HistoryEvent]) -> None:
-        wanted = [e for e in events if _STEP_EVENTS.get(e.type) in self.settings.events]
+        """The step listener (``processes.system`` adds it last): the outbox rows of the
+        wanted events of the transaction, escalations fired by the sweep included."""
+        wanted = [(kind, e) for e in events if (kind := _webhook_type(e)) in self.settings.events]
         if wanted:
-            self._enqueue(session, [(_STEP_EVENTS[e.type], e.at, e.instance_id, e.work_item_id, e.task_spec, e.actor,
-                                     e.detail or {}) for e in wanted])
-
-    def on_escalation(self, session: Session, history_rows: Sequence[dict[str, Any]]) -> None:
-        fired = []
-        for row in history_rows:
-            detail = row.get("detail") or {}
-            if row["type"] != ESCALATED or "skipped" in detail:  # a late reminder left out is no escalation
-                continue
-            kind = "work_item.escalated" if row["work_item_id"] is not None else "instance.escalated"
-            if kind in self.settings.events:
-                fired.append((kind, row["at"], row["instance_id"], row["work_item_id"], row["task_spec"],
-                              row["actor"], detail))
-        if fired:
-            self._enqueue(session, fired)
+            self._enqueue(session, [(kind, e.at, e.instance_id, e.work_item_id, e.task_spec, e.actor, e.detail or {})
+                                    for kind, e in wanted])
 
     def _enqueue(self, session: Session, events: list[tuple]) -> None:
         # session.get: the instance as this transaction sees it, with what earlier listeners

@@ -60,6 +60,8 @@ ITEM_FOR_UPDATE = (
     .options(joinedload(WorkItem.candidates))
 )
 INSERT_INSTANCE = _INSTANCES.insert()
+SET_BUSINESS_KEY = (_INSTANCES.update().where(_INSTANCES.c.id == bindparam("instance_id"))
+                    .values(business_key=bindparam("business_key")))
 INSERT_ITEM = _ITEMS.insert()
 INSERT_CANDIDATES = _CANDIDATES.insert()
 INSERT_HISTORY = HistoryEvent.__table__.insert()

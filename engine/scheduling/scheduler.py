@@ -34,26 +34,28 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
+from engine.deadlines.escalation import EscalationService
 from engine.errors import CrmflowError
 from engine.models import InstanceStatus, ProcessInstance
 from engine.outbox.notifications import OutboxSender, SmtpSettings
-from engine.outbox.webhooks import WebhookSender
+from engine.outbox.webhooks import WebhookSender, WebhookSettings
 from engine.scheduling import heartbeat
 
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, engine, *, smtp: SmtpSettings | None = None, poll: float = 1.0,
-                 sweep_interval: float = 30.0, outbox_interval: float = 5.0, worker: str | None = None,
-                 threads: int = 4):
+    def __init__(self, engine, escalation: EscalationService, *, smtp: SmtpSettings | None = None,
+                 webhooks: WebhookSettings | None = None, poll: float = 1.0, sweep_interval: float = 30.0,
+                 outbox_interval: float = 5.0, worker: str | None = None, threads: int = 4):
         if poll <= 0 or sweep_interval <= 0 or outbox_interval <= 0:
             raise ValueError("scheduler intervals must be positive numbers of seconds")
         self.engine = engine
+        self.escalation = escalation
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
-        engine.escalation.worker = self.worker
+        escalation.worker = self.worker
         self.sender = OutboxSender(engine, smtp, worker=self.worker) if smtp is not None else None
-        self.webhooks = WebhookSender.from_environment(engine, worker=self.worker)
+        self.webhooks = WebhookSender(engine, webhooks, worker=self.worker) if webhooks is not None else None
         self.started_at = datetime.now(timezone.utc)
         self.poll = poll
         self.sweep_interval = sweep_interval
@@ -100,7 +102,7 @@ class Scheduler:
             # thread pool: a slow instance does not hold up the others or the next tick.
             self.scheduler.add_job(self.wake, "date", run_date=max(moment, now), args=[instance_id],
                                    id=f"wake:{instance_id}", replace_existing=True)
-        due = self.engine.escalation.next_due()
+        due = self.escalation.next_due()
         if due is not None and due <= now and not self._sweep_lock.locked():
             # In the sweep's own job: a long sweep must not delay the timers.
             self.scheduler.modify_job("escalations", next_run_time=now)
@@ -125,7 +127,7 @@ class Scheduler:
         if not self._sweep_lock.acquire(blocking=False):
             return
         try:
-            result = self.engine.escalation.sweep(now=datetime.now(timezone.utc))
+            result = self.escalation.sweep(now=datetime.now(timezone.utc))
             if result.fired or result.skipped:
                 log.info("Escalated %s (skipped %s): %s", result.fired, result.skipped, result.by_level)
         finally:
@@ -155,20 +157,20 @@ class Scheduler:
             ))
 
 
-def start_embedded(engine, **options) -> Scheduler:
+def start_embedded(engine, escalation: EscalationService, **options) -> Scheduler:
     """Start the scheduler inside a server process (``crmflow serve``); SMTP settings
     come from the environment. Call ``shutdown()`` on the result when the server stops."""
     options.setdefault("smtp", SmtpSettings.from_environment())
-    return Scheduler(engine, **options).start()
+    return Scheduler(engine, escalation, **options).start()
 
 
-def run_worker(engine, *, run_for: float | None = None, **options) -> None:
+def run_worker(engine, escalation: EscalationService, *, run_for: float | None = None, **options) -> None:
     """Run the scheduler alone until SIGTERM/SIGINT (or ``run_for`` seconds), then stop
     after the running jobs finish their transactions."""
     options.setdefault("smtp", SmtpSettings.from_environment())
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    scheduler = Scheduler(engine, **options).start()
+    scheduler = Scheduler(engine, escalation, **options).start()
     try:
         stop.wait(run_for)
     finally:

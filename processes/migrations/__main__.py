@@ -2,10 +2,9 @@
 
 import sys
 
-from engine.cli import database_url
+from engine.db import database_url
 from engine.runtime import Engine
 from processes.migrations import autogenerate
-
 
 if len(sys.argv) != 2:
     sys.exit('usage: python -m processes.migrations "what changed"')

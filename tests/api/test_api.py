@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
 from support.api import ApiClient, api_as
 from support.office import as_user, crm_of, register_customer, start_approval
 from webui.api import tokens as token_store
+from webui.cli import command_line
 
 EVERYONE = {"ann", "eve", "boss", "dora", "root"}
 STAFF = {"ann", "eve", "boss", "root"}
@@ -66,20 +66,17 @@ def test_revoked_and_expired_tokens_and_inactive_users_are_refused(app, office, 
 def test_tokens_from_the_command_line(office, monkeypatch, database_url):
     monkeypatch.setenv("CRMFLOW_DATABASE_URL", database_url)
     runner = CliRunner()
-    from webui.api.cli import tokens
-
-    cli.add_command(tokens, "tokens")
-    made = runner.invoke(cli, ["tokens", "create", "ann", "--name", "crm sync", "--days", "30"])
+    made = runner.invoke(command_line(), ["tokens", "create", "ann", "--name", "crm sync", "--days", "30"])
     assert made.exit_code == 0, made.output
     secret = made.stdout.strip().splitlines()[-1]
     assert secret.startswith("crm_")
-    listed = runner.invoke(cli, ["tokens", "list", "--user", "ann"])
+    listed = runner.invoke(command_line(), ["tokens", "list", "--user", "ann"])
     assert "crm sync" in listed.output and secret[:12] in listed.output and secret not in listed.output
     token_id = token_store.tokens(office, "ann")[0].id
-    revoked = runner.invoke(cli, ["tokens", "revoke", str(token_id)])
+    revoked = runner.invoke(command_line(), ["tokens", "revoke", str(token_id)])
     assert revoked.exit_code == 0 and "Revoked" in revoked.output
     assert token_store.user_id_of_token(office, secret) is None
-    unknown = runner.invoke(cli, ["tokens", "create", "nobody", "--name", "x"])
+    unknown = runner.invoke(command_line(), ["tokens", "create", "nobody", "--name", "x"])
     assert unknown.exit_code == 1 and "nobody" in unknown.output
 
 

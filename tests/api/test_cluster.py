@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from engine.deadlines.escalation import BREACH, ESCALATED
 from engine.models import Escalation, HistoryEvent, Notification, ProcessInstance, WorkItem
 from engine.runtime import Engine
+from processes.system import build_system
 from support.mail import free_port
 from webui.api import tokens as token_store
 
@@ -106,8 +107,9 @@ def healthy(port: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_web_processes_and_two_workers_on_one_postgresql(database_url, tmp_path):
-    engine = Engine(database_url)
-    engine.init_db()
+    system = build_system(database_url, webhooks=None)
+    system.init_db()
+    engine = system.engine
     engine.add_user("boss", "Boris Head", roles=["employee", "manager"])
     engine.add_user("ann", "Anna Sales", manager="boss")
     engine.add_user("bob", "Bob Sales", manager="boss")

@@ -22,9 +22,9 @@ def office(engine):
 
 
 @pytest.fixture
-def live_app(office):
+def live_app(system, office):
     """The app with its production settings (CSRF on)."""
-    return create_app({"SECRET_KEY": "browser-test", "BABEL_DEFAULT_TIMEZONE": "UTC"}, engine=office)
+    return create_app({"SECRET_KEY": "browser-test", "BABEL_DEFAULT_TIMEZONE": "UTC"}, system=system)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from engine.runtime import Engine
+from engine.runtime.step import Stepper
 from support.engine import GOOD_REQUEST
 
 
@@ -28,14 +29,14 @@ def test_an_exception_mid_step_leaves_every_table_as_it_was(company, monkeypatch
     [item] = company.work_items(instance_id=instance.id)
     before = snapshot(company)
 
-    original = getattr(Engine, failing_point)
+    original = getattr(Stepper, failing_point)
 
     def fail_after_real_work(self, session, *args, **kwargs):
         original(self, session, *args, **kwargs)
         session.flush()  # the step's writes have reached the database...
         raise Boom("the machine died here")  # ...and then the step fails
 
-    monkeypatch.setattr(Engine, failing_point, fail_after_real_work)
+    monkeypatch.setattr(Stepper, failing_point, fail_after_real_work)
     with pytest.raises(Boom):
         company.complete(item.id, GOOD_REQUEST, "ann")
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
 from support import TEST_BPMN
+from webui.cli import command_line
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def run(sqlite_url, monkeypatch):
     runner = CliRunner()
 
     def invoke(*args: str, code: int = 0) -> str:
-        result = runner.invoke(cli, list(args))
+        result = runner.invoke(command_line(), list(args))
         assert result.exit_code == code, result.output
         return result.output
 

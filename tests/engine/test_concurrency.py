@@ -14,6 +14,7 @@ import pytest
 
 from engine.errors import Conflict
 from engine.runtime import Engine
+from processes.system import build_system
 from support import TEST_BPMN
 
 RACERS = 8
@@ -69,7 +70,7 @@ def test_threads_racing_on_sqlite(company):
 
 
 def _racer(url: str, items, barrier, results) -> None:
-    engine = Engine(url)
+    engine = build_system(url, webhooks=None).engine
     try:
         for item_id, version in items:
             results.put((item_id, race_complete(engine, item_id, version, "ann", barrier)))

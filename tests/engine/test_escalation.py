@@ -15,8 +15,8 @@ from engine.deadlines.escalation import ESCALATED, Ladder
 from engine.errors import ProcessFailed
 from engine.models import HistoryEvent, OutboxMessage
 from engine.outbox.notifications import Inbox, OutboxSender
-from engine.runtime import Engine
 from engine.runtime.assignment import calendar_due
+from processes.system import build_system
 from support.engine import Clock
 from support.mail import SmtpSink
 
@@ -60,18 +60,30 @@ def clock():
 
 
 @pytest.fixture
-def crm(database_url, clock, tmp_path):
+def sales(database_url, clock, tmp_path):
     """ann sells and reports to boss; olga heads the sales department; sub stands in.
     olga reads Russian (crmflow's default locale), the others English."""
-    engine = Engine(database_url, clock=clock, due_calculator=BusinessCalendars())
-    engine.init_db()
+    system = build_system(database_url, clock=clock, due_calculator=BusinessCalendars(), webhooks=None)
+    system.init_db()
+    engine = system.engine
     engine.add_user("olga", "Olga Head", email="olga@example.test", roles=["employee", "manager"])
     engine.add_user("boss", "Boris Manager", email="boss@example.test", roles=["employee", "manager"], locale="en")
     engine.add_user("ann", "Anna Sales", email="ann@example.test", manager="boss", locale="en")
     engine.add_user("sub", "Sergey Substitute", email="sub@example.test", locale="en")
     engine.add_group("sales", "Sales", head="olga", members=["ann", "boss", "sub"])
-    yield engine
-    engine.dispose()
+    yield system
+    system.dispose()
+
+
+@pytest.fixture
+def crm(sales):
+    """The engine of the sales department."""
+    return sales.engine
+
+
+@pytest.fixture
+def escalation(sales):
+    return sales.escalation
 
 
 def deploy(engine, tmp_path, process_properties="", task_properties=""):
@@ -80,8 +92,8 @@ def deploy(engine, tmp_path, process_properties="", task_properties=""):
     engine.deploy([path])
 
 
-def sweep_and_send(engine, sender):
-    result = engine.escalation.sweep()
+def sweep_and_send(escalation, sender):
+    result = escalation.sweep()
     sender.send_due()
     return result
 
@@ -90,7 +102,7 @@ def levels_in_history(engine, instance_id):
     return [e.detail["level"] for e in engine.instance(instance_id).history if e.type == ESCALATED]
 
 
-def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tmp_path):
+def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path)
     smtp = SmtpSink().start()
     try:
@@ -100,24 +112,24 @@ def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tm
         instance = crm.start("deal", {"curator": "ann", "stageDue": "PT8H"}, started_by="ann")
         [item] = crm.work_items(instance_id=instance.id)
         assert item.due_at == moscow(2026, 11, 23, 18)
-        planned = {e.level: e.due_at for e in crm.escalation.escalations(work_item_id=item.id)}
+        planned = {e.level: e.due_at for e in escalation.escalations(work_item_id=item.id)}
         # 80 % of 8 working hours = 6 h 24 min, across the lunch hour; the head 2 working hours late.
         assert planned == {"reminder": moscow(2026, 11, 23, 16, 24), "breach": moscow(2026, 11, 23, 18),
                            "head": moscow(2026, 11, 24, 11)}
 
         clock.now = moscow(2026, 11, 23, 16, 23).astimezone(timezone.utc)
-        assert sweep_and_send(crm, sender).fired == 0
+        assert sweep_and_send(escalation, sender).fired == 0
         assert smtp.received() == [] and inbox.unread_count("ann") == 0
 
         clock.advance(minutes=1)
-        assert sweep_and_send(crm, sender).by_level == {"reminder": 1}
-        assert sweep_and_send(crm, sender).fired == 0  # once
+        assert sweep_and_send(escalation, sender).by_level == {"reminder": 1}
+        assert sweep_and_send(escalation, sender).fired == 0  # once
         assert smtp.received() == [("ann@example.test", "Reminder: «Send the commercial offer» is due "
                                                         "23.11.2026 18:00 (Europe/Moscow)")]
         assert inbox.unread_count("ann") == 1 and inbox.unread_count("boss") == 0
 
         clock.now = moscow(2026, 11, 23, 18).astimezone(timezone.utc)
-        assert sweep_and_send(crm, sender).by_level == {"breach": 1}
+        assert sweep_and_send(escalation, sender).by_level == {"breach": 1}
         breach_mail = sorted(smtp.received()[1:])
         assert breach_mail == [("ann@example.test", "Overdue: «Send the commercial offer» was due 23.11.2026 18:00 "
                                                      "(Europe/Moscow)"),
@@ -127,9 +139,9 @@ def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tm
 
         # The night and Tuesday morning are not working time: nothing before 11:00.
         clock.now = moscow(2026, 11, 24, 10, 59).astimezone(timezone.utc)
-        assert sweep_and_send(crm, sender).fired == 0
+        assert sweep_and_send(escalation, sender).fired == 0
         clock.advance(minutes=1)
-        assert sweep_and_send(crm, sender).by_level == {"head": 1}
+        assert sweep_and_send(escalation, sender).by_level == {"head": 1}
         assert smtp.received()[3:] == [("olga@example.test", "Эскалация: «Send the commercial offer» просрочено с "
                                                               "23.11.2026 18:00 (Europe/Moscow)")]
         assert inbox.unread_count("olga") == 1
@@ -142,7 +154,7 @@ def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tm
         assert crm.work_item(item.id).priority == 90
 
         clock.advance(days=3)
-        assert sweep_and_send(crm, sender).fired == 0
+        assert sweep_and_send(escalation, sender).fired == 0
         assert len(smtp.received()) == 4
 
         history = [e for e in crm.instance(instance.id).history if e.type == ESCALATED]
@@ -154,27 +166,27 @@ def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tm
         smtp.stop()
 
 
-def test_closing_the_item_cancels_what_is_still_pending(crm, clock, tmp_path):
+def test_closing_the_item_cancels_what_is_still_pending(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path)
     instance = crm.start("deal", {"curator": "ann", "stageDue": "PT8H"}, started_by="ann")
     [item] = crm.work_items(instance_id=instance.id)
     clock.now = moscow(2026, 11, 23, 17).astimezone(timezone.utc)
-    assert crm.escalation.sweep().by_level == {"reminder": 1}
+    assert escalation.sweep().by_level == {"reminder": 1}
     crm.complete(item.id, {"sent": True}, "ann")
     clock.advance(days=5)
-    assert crm.escalation.sweep().fired == 0
-    statuses = {e.level: e.status for e in crm.escalation.escalations(work_item_id=item.id)}
+    assert escalation.sweep().fired == 0
+    statuses = {e.level: e.status for e in escalation.escalations(work_item_id=item.id)}
     assert statuses == {"reminder": "done", "breach": "cancelled", "head": "cancelled"}
 
 
-def test_after_downtime_missed_rungs_fire_once_in_order_and_a_stale_reminder_is_skipped(crm, clock, tmp_path):
+def test_after_downtime_missed_rungs_fire_once_in_order_and_a_stale_reminder_is_skipped(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path)
     instances = [crm.start("deal", {"curator": "ann", "stageDue": due}, started_by="ann")
                  for due in ("PT8H", "PT4H")]
     clock.now = moscow(2026, 11, 27, 12).astimezone(timezone.utc)  # the scheduler was down until Friday
-    result = crm.escalation.sweep(batch=2)  # small batches: order must hold across them
+    result = escalation.sweep(batch=2)  # small batches: order must hold across them
     assert (result.fired, result.skipped) == (4, 2)
-    assert crm.escalation.sweep().fired == 0
+    assert escalation.sweep().fired == 0
     for instance in instances:
         assert levels_in_history(crm, instance.id) == ["reminder", "breach", "head"]
         [skipped] = [e for e in crm.instance(instance.id).history if e.type == ESCALATED][:1]
@@ -189,7 +201,7 @@ def test_after_downtime_missed_rungs_fire_once_in_order_and_a_stale_reminder_is_
     assert Inbox(crm).unread_count("ann") == 2 and Inbox(crm).unread_count("olga") == 2
 
 
-def test_the_task_declares_its_own_ladder_with_a_substitute(crm, clock, tmp_path):
+def test_the_task_declares_its_own_ladder_with_a_substitute(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path, task_properties="""
         <camunda:property name="escalation.remindBefore" value="PT1H"/>
         <camunda:property name="escalation.headAfter" value="PT30M"/>
@@ -198,22 +210,22 @@ def test_the_task_declares_its_own_ladder_with_a_substitute(crm, clock, tmp_path
         <camunda:property name="escalation.channels" value="in_app"/>""")
     instance = crm.start("deal", {"curator": "ann", "stageDue": "PT8H"}, started_by="ann")
     [item] = crm.work_items(instance_id=instance.id)
-    planned = {e.level: e.due_at for e in crm.escalation.escalations(work_item_id=item.id)}
+    planned = {e.level: e.due_at for e in escalation.escalations(work_item_id=item.id)}
     assert planned == {"reminder": moscow(2026, 11, 23, 17), "breach": moscow(2026, 11, 23, 18),
                        "head": moscow(2026, 11, 24, 9, 30)}
     clock.now = moscow(2026, 11, 24, 9, 30).astimezone(timezone.utc)
-    crm.escalation.sweep()
+    escalation.sweep()
     item_now = crm.work_item(item.id)
     assert (item_now.assignee.username, item_now.priority, item_now.version) == ("sub", 99, item.version + 1)
     # Whom each fired rung was about: ann, who held the item until the last one handed it to
     # sub (the reminder, past its deadline, was skipped, not sent).
-    about = {e.level: e.assignee_id for e in crm.escalation.escalations(work_item_id=item.id)}
+    about = {e.level: e.assignee_id for e in escalation.escalations(work_item_id=item.id)}
     assert about == {"reminder": None, "breach": item.assignee_id, "head": item.assignee_id}
     assert item.assignee_id != item_now.assignee_id
     # Rungs fired before the migration that records it get the item's present assignee.
     command.downgrade(engine_migrations.alembic_config(crm.db), "0005")
     engine_migrations.upgrade(crm.db)
-    about = {e.level: e.assignee_id for e in crm.escalation.escalations(work_item_id=item.id)}
+    about = {e.level: e.assignee_id for e in escalation.escalations(work_item_id=item.id)}
     assert about == {"reminder": None, "breach": item_now.assignee_id, "head": item_now.assignee_id}
     reassigned = [e for e in crm.instance(instance.id).history if e.type == "work_item_reassigned"]
     assert reassigned[0].detail["to"] == "sub" and reassigned[0].actor == "escalation"
@@ -222,10 +234,10 @@ def test_the_task_declares_its_own_ladder_with_a_substitute(crm, clock, tmp_path
     assert Inbox(crm).unread_count("olga") == 1
 
 
-def test_escalation_can_be_switched_off_per_process(crm, clock, tmp_path):
+def test_escalation_can_be_switched_off_per_process(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path, process_properties='<camunda:property name="escalation" value="off"/>')
     instance = crm.start("deal", {"curator": "ann", "stageDue": "PT8H"}, started_by="ann")
-    assert crm.escalation.escalations(instance_id=instance.id) == []
+    assert escalation.escalations(instance_id=instance.id) == []
 
 
 @pytest.mark.parametrize("prop, message", [
@@ -242,7 +254,7 @@ def test_a_bad_ladder_setting_fails_the_step_naming_the_task(crm, tmp_path, prop
     assert crm.work_items() == []  # nothing half-written
 
 
-def test_an_unassigned_item_escalates_to_its_queue_and_the_group_head(crm, clock, tmp_path):
+def test_an_unassigned_item_escalates_to_its_queue_and_the_group_head(crm, clock, tmp_path, escalation):
     path = tmp_path / "queue.bpmn"
     path.write_text(DEAL.format(process_properties="", task_properties="")
                     .replace('camunda:assignee="${curator}"', 'camunda:candidateGroups="sales"'))
@@ -250,87 +262,88 @@ def test_an_unassigned_item_escalates_to_its_queue_and_the_group_head(crm, clock
     crm.start("deal", {"stageDue": "PT8H"})
     inbox = Inbox(crm)
     clock.now = moscow(2026, 11, 23, 16, 30).astimezone(timezone.utc)
-    crm.escalation.sweep()
+    escalation.sweep()
     assert [inbox.unread_count(u) for u in ("ann", "boss", "sub", "olga")] == [1, 1, 1, 0]
     clock.now = moscow(2026, 11, 23, 18).astimezone(timezone.utc)
-    crm.escalation.sweep()
+    escalation.sweep()
     assert [inbox.unread_count(u) for u in ("ann", "boss", "sub", "olga")] == [1, 1, 1, 1]
 
 
-def test_a_whole_instance_deadline_escalates_to_its_responsible(crm, clock, tmp_path):
+def test_a_whole_instance_deadline_escalates_to_its_responsible(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path)
     instance = crm.start("deal", {"curator": "ann", "stageDue": "P10D"}, started_by="ann")
-    deadline = crm.escalation.set_instance_deadline(instance.id, due="PT16H", responsible="ann", team="sales")
+    deadline = escalation.set_instance_deadline(instance.id, due="PT16H", responsible="ann", team="sales")
     assert deadline.due_at == moscow(2026, 11, 24, 18)
     inbox = Inbox(crm)
     clock.now = moscow(2026, 11, 24, 15).astimezone(timezone.utc)  # 80 % of 16 working hours: 14:48
-    assert crm.escalation.sweep().by_level == {"reminder": 1}
+    assert escalation.sweep().by_level == {"reminder": 1}
     clock.now = moscow(2026, 11, 24, 18).astimezone(timezone.utc)
-    assert crm.escalation.sweep().by_level == {"breach": 1}
+    assert escalation.sweep().by_level == {"breach": 1}
     assert [inbox.unread_count(u) for u in ("ann", "boss", "olga")] == [2, 1, 0]
     [breach] = inbox.notifications("boss")
     assert breach.subject == f"Overdue: the response deadline of instance {instance.id} was due 24.11.2026 18:00 " \
                              "(Europe/Moscow)"
     # Answered: the head is not bothered.
-    crm.escalation.meet_instance_deadline(instance.id)
+    escalation.meet_instance_deadline(instance.id)
     clock.advance(days=2)
-    assert crm.escalation.sweep().fired == 0
+    assert escalation.sweep().fired == 0
     assert inbox.unread_count("olga") == 0
 
 
 def test_calendar_time_without_a_business_calendar(database_url, clock, tmp_path):
-    engine = Engine(database_url, clock=clock, due_calculator=calendar_due)
-    engine.init_db()
+    system = build_system(database_url, clock=clock, due_calculator=calendar_due, webhooks=None)
+    system.init_db()
+    engine = system.engine
     engine.add_user("ann", email="ann@example.test")
     deploy(engine, tmp_path)
     instance = engine.start("deal", {"curator": "ann", "stageDue": "PT10H"})
-    planned = {e.level: e.due_at for e in engine.escalation.escalations(instance_id=instance.id)}
+    planned = {e.level: e.due_at for e in system.escalation.escalations(instance_id=instance.id)}
     start = clock()
     assert planned == {"reminder": start + timedelta(hours=8), "breach": start + timedelta(hours=10),
                        "head": start + timedelta(hours=12)}
     engine.dispose()
 
 
-def test_service_ladders_per_process(crm, tmp_path):
-    crm.escalation.processes["deal"] = Ladder(remind_at=0.5, head_after=None)
+def test_service_ladders_per_process(crm, tmp_path, escalation):
+    escalation.processes["deal"] = Ladder(remind_at=0.5, head_after=None)
     deploy(crm, tmp_path)
     instance = crm.start("deal", {"curator": "ann", "stageDue": "PT8H"}, started_by="ann")
-    planned = {e.level: e.due_at for e in crm.escalation.escalations(instance_id=instance.id)}
+    planned = {e.level: e.due_at for e in escalation.escalations(instance_id=instance.id)}
     # The BPMN's headAfter (PT2H) still wins over the service's ladder for the process.
     assert planned == {"reminder": moscow(2026, 11, 23, 13), "breach": moscow(2026, 11, 23, 18),
                        "head": moscow(2026, 11, 24, 11)}
 
 
-def test_moving_an_instance_deadline_replans_what_has_not_fired(crm, clock, tmp_path):
+def test_moving_an_instance_deadline_replans_what_has_not_fired(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path)
     instance = crm.start("deal", {"curator": "ann", "stageDue": "P10D"}, started_by="ann")
-    crm.escalation.set_instance_deadline(instance.id, due="PT16H", responsible="ann")
+    escalation.set_instance_deadline(instance.id, due="PT16H", responsible="ann")
     clock.now = moscow(2026, 11, 24, 15).astimezone(timezone.utc)
-    assert crm.escalation.sweep().by_level == {"reminder": 1}
+    assert escalation.sweep().by_level == {"reminder": 1}
     # Extended by two working days: the breach and head move, the sent reminder stays sent.
-    crm.escalation.set_instance_deadline(instance.id, due=moscow(2026, 11, 26, 18), responsible="ann")
-    rungs = {e.level: (e.status, e.due_at) for e in crm.escalation.escalations(instance_id=instance.id)
+    escalation.set_instance_deadline(instance.id, due=moscow(2026, 11, 26, 18), responsible="ann")
+    rungs = {e.level: (e.status, e.due_at) for e in escalation.escalations(instance_id=instance.id)
              if e.work_item_id is None}
     assert rungs == {"reminder": ("done", moscow(2026, 11, 24, 14, 48)),
                      "breach": ("pending", moscow(2026, 11, 26, 18)),
                      "head": ("pending", moscow(2026, 11, 27, 11))}
     clock.now = moscow(2026, 11, 25, 9).astimezone(timezone.utc)
-    assert crm.escalation.sweep().fired == 0
+    assert escalation.sweep().fired == 0
     with pytest.raises(Exception, match="no process instance 999"):
-        crm.escalation.set_instance_deadline(999, due="PT1H", responsible="ann")
+        escalation.set_instance_deadline(999, due="PT1H", responsible="ann")
 
 
-def test_the_process_declares_a_whole_instance_deadline(crm, clock, tmp_path):
+def test_the_process_declares_a_whole_instance_deadline(crm, clock, tmp_path, escalation):
     deploy(crm, tmp_path, process_properties="""
         <camunda:property name="deadline.response" value="${responseDue}"/>
         <camunda:property name="deadline.response.responsible" value="${curator}"/>
         <camunda:property name="deadline.response.team" value="sales"/>""")
     instance = crm.start("deal", {"curator": "ann", "stageDue": "P10D", "responseDue": "PT8H"}, started_by="ann")
-    rungs = {e.level: e.due_at for e in crm.escalation.escalations(instance_id=instance.id) if e.work_item_id is None}
+    rungs = {e.level: e.due_at for e in escalation.escalations(instance_id=instance.id) if e.work_item_id is None}
     assert rungs == {"reminder": moscow(2026, 11, 23, 16, 24), "breach": moscow(2026, 11, 23, 18),
                      "head": moscow(2026, 11, 24, 11)}
     clock.now = moscow(2026, 11, 24, 11).astimezone(timezone.utc)
-    crm.escalation.sweep()
+    escalation.sweep()
     assert [Inbox(crm).unread_count(u) for u in ("ann", "boss", "olga")] == [1, 1, 1]
     # The instance ends: the deadline is met, nothing more is sent.
     [item] = crm.work_items(instance_id=instance.id)
@@ -353,7 +366,8 @@ def test_upgrading_gives_open_items_with_a_deadline_their_breach_rung(database_u
     from engine.migrations import upgrade
     from engine.models import ProcessDefinition, ProcessInstance, WorkItem
 
-    engine = Engine(database_url, clock=clock)
+    system = build_system(database_url, clock=clock, webhooks=None)
+    engine = system.engine
     upgrade(engine.db, "0001")  # a database from before deadlines were escalated
     now = clock()
     with engine.db.begin() as connection:
@@ -368,8 +382,8 @@ def test_upgrading_gives_open_items_with_a_deadline_their_breach_rung(database_u
             for n, status, due in ((1, "open", now - timedelta(hours=1)), (2, "open", None),
                                    (3, "completed", now - timedelta(hours=1)))])
     engine.init_db()
-    [rung] = engine.escalation.escalations()
+    [rung] = system.escalation.escalations()
     assert (rung.dedupe_key, rung.level, rung.due_at, rung.status) == (
         "item:1:breach", "breach", now - timedelta(hours=1), "pending")
-    assert engine.escalation.sweep().by_level == {"breach": 1}
+    assert system.escalation.sweep().by_level == {"breach": 1}
     engine.dispose()

@@ -132,7 +132,7 @@ def test_smtp_settings_come_from_the_environment(monkeypatch):
 def test_an_admin_resends_an_uncertain_message_from_the_command_line(staff, clock, smtp, database_url, monkeypatch):
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from webui.cli import command_line
 
     write_notification(staff, "ann", "Maybe sent")
     OutboxSender(staff, smtp.settings, worker="crashed")._claim()
@@ -141,15 +141,15 @@ def test_an_admin_resends_an_uncertain_message_from_the_command_line(staff, cloc
     [message] = outbox_messages(staff, "uncertain")
     monkeypatch.setenv("CRMFLOW_DATABASE_URL", database_url)
     runner = CliRunner()
-    listing = runner.invoke(cli, ["outbox", "--status", "uncertain"])
+    listing = runner.invoke(command_line(), ["outbox", "--status", "uncertain"])
     assert f"{message.id:6}  uncertain" in listing.output and "ann@example.test" in listing.output
-    sent_twice = runner.invoke(cli, ["outbox", "--resend", str(message.id)])
+    sent_twice = runner.invoke(command_line(), ["outbox", "--resend", str(message.id)])
     assert sent_twice.exit_code == 0 and "will be sent again" in sent_twice.output
     # The command's engine runs on the wall clock: catch this test's clock up with it.
     clock.now = max(clock.now, datetime.now(timezone.utc))
     assert OutboxSender(staff, smtp.settings).send_due()["sent"] == 1
     assert smtp.received() == [("ann@example.test", "Maybe sent")]
-    refused = runner.invoke(cli, ["outbox", "--resend", str(message.id)])
+    refused = runner.invoke(command_line(), ["outbox", "--resend", str(message.id)])
     assert refused.exit_code == 1 and "is sent; only failed or uncertain" in refused.output
-    missing = runner.invoke(cli, ["outbox", "--resend", "999"])
+    missing = runner.invoke(command_line(), ["outbox", "--resend", "999"])
     assert "There is no outbox message 999." in missing.output

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
 from engine.models import EventType
-from engine.runtime import Engine
 from engine.scheduling.scheduler import Scheduler
+from processes.system import build_system
+from webui.cli import command_line
 
 HEADER = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -81,16 +81,22 @@ PROCESSES = {
 
 
 @pytest.fixture
-def timers(database_url, tmp_path):
-    engine = Engine(database_url)  # the real clock: SpiffWorkflow's timers read it
-    engine.init_db()
+def timer_system(database_url, tmp_path):
+    system = build_system(database_url, webhooks=None)  # the real clock: SpiffWorkflow's timers read it
+    system.init_db()
+    engine = system.engine
     engine.add_user("ann")
     for key, body in PROCESSES.items():
         path = tmp_path / f"{key}.bpmn"
         path.write_text(HEADER.format(key=key) + body + FOOTER)
         engine.deploy([path])
-    yield engine
-    engine.dispose()
+    yield system
+    system.dispose()
+
+
+@pytest.fixture
+def timers(timer_system):
+    return timer_system.engine
 
 
 def wait_until(condition, timeout: float):
@@ -117,7 +123,7 @@ def timer_lags(engine, instance_id, due):
     return [(e.at - due).total_seconds() for e in fired(engine, instance_id)]
 
 
-def test_timers_fire_on_time_and_their_successors_run(timers):
+def test_timers_fire_on_time_and_their_successors_run(timer_system, timers):
     catch = timers.start("catch")
     interrupting = timers.start("interrupting")
     cycle = timers.start("cycle", {"nudges": 0})
@@ -126,7 +132,7 @@ def test_timers_fire_on_time_and_their_successors_run(timers):
     assert timers.instance(dated.id).instance.next_wakeup_at == call_at
     catch_due = timers.instance(catch.id).instance.next_wakeup_at
     interrupting_due = timers.instance(interrupting.id).instance.next_wakeup_at
-    scheduler = Scheduler(timers, poll=0.5).start()
+    scheduler = Scheduler(timers, timer_system.escalation, poll=0.5).start()
     try:
         # Three seconds of cycle; the margin is for a starved CI machine, and costs a passing run nothing.
         assert wait_until(lambda: len(fired(timers, cycle.id)) == 3, timeout=30), timer_state(timers, cycle.id)
@@ -149,9 +155,9 @@ def test_timers_fire_on_time_and_their_successors_run(timers):
     assert timers.instance(cycle.id).instance.next_wakeup_at is None
 
 
-def test_two_schedulers_fire_each_timer_once(timers):
+def test_two_schedulers_fire_each_timer_once(timer_system, timers):
     instances = [timers.start("catch") for _ in range(5)]
-    schedulers = [Scheduler(timers, poll=0.3, worker=f"w{n}").start() for n in range(2)]
+    schedulers = [Scheduler(timers, timer_system.escalation, poll=0.3, worker=f"w{n}").start() for n in range(2)]
     try:
         assert wait_until(lambda: all(timers.work_items(instance_id=i.id) for i in instances), timeout=10)
         time.sleep(0.5)
@@ -169,8 +175,9 @@ def test_the_escalate_command_runs_one_sweep(database_url, tmp_path, monkeypatch
     monkeypatch.setenv("CRMFLOW_DATABASE_URL", database_url)
     monkeypatch.delenv("CRMFLOW_SMTP_HOST", raising=False)
     monkeypatch.delenv("CRMFLOW_CALENDAR", raising=False)
-    engine = Engine(database_url)
-    engine.init_db()
+    system = build_system(database_url, webhooks=None)
+    system.init_db()
+    engine = system.engine
     engine.add_user("ann")
     path = tmp_path / "due.bpmn"
     path.write_text(HEADER.format(key="due") + """
@@ -184,13 +191,13 @@ def test_the_escalate_command_runs_one_sweep(database_url, tmp_path, monkeypatch
     engine.start("due")
     engine.dispose()
     runner = CliRunner()
-    first = runner.invoke(cli, ["escalate"])
+    first = runner.invoke(command_line(), ["escalate"])
     assert first.exit_code == 0, first.output
     assert "Escalated 2 (breach: 1, head: 1); skipped 0" in first.output
-    second = runner.invoke(cli, ["escalate"])
+    second = runner.invoke(command_line(), ["escalate"])
     assert "Escalated 0 (none due)" in second.output
 
 
-def test_bad_intervals_are_refused(timers):
+def test_bad_intervals_are_refused(timer_system, timers):
     with pytest.raises(ValueError, match="positive"):
-        Scheduler(timers, poll=0)
+        Scheduler(timers, timer_system.escalation, poll=0)

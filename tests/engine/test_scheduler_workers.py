@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from engine.deadlines.escalation import BREACH, ESCALATED
 from engine.models import Escalation, HistoryEvent, ItemStatus, Notification, OutboxMessage, User, WorkItem
 from engine.runtime import Engine
+from processes.system import build_system
 from support import TEST_BPMN
 from support.mail import SmtpSink
 
@@ -121,8 +122,9 @@ def stop(workers) -> list[str]:
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_three_workers_escalate_ten_thousand_breaches_each_exactly_once(database_url):
     total = 10_000
-    engine = Engine(database_url)
-    engine.init_db()
+    system = build_system(database_url, webhooks=None)
+    system.init_db()
+    engine = system.engine
     seed_breaches(engine, total)
     workers = [spawn_worker(database_url) for _ in range(3)]
     try:
@@ -143,8 +145,9 @@ def test_three_workers_escalate_ten_thousand_breaches_each_exactly_once(database
 @pytest.mark.slow
 def test_kill_9_during_a_sweep_loses_and_doubles_nothing(database_url):
     total = 3_000
-    engine = Engine(database_url)
-    engine.init_db()
+    system = build_system(database_url, webhooks=None)
+    system.init_db()
+    engine = system.engine
     seed_breaches(engine, total)
     victim = spawn_worker(database_url)
     try:
@@ -170,8 +173,9 @@ def test_kill_9_during_a_sweep_loses_and_doubles_nothing(database_url):
 
 def test_a_worker_sends_the_escalation_mail_once(database_url):
     total = 25
-    engine = Engine(database_url)
-    engine.init_db()
+    system = build_system(database_url, webhooks=None)
+    system.init_db()
+    engine = system.engine
     seed_breaches(engine, total)
     smtp = SmtpSink().start()
     worker = spawn_worker(database_url, smtp_port=smtp.port)

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from engine.models import OutboxMessage
 from engine.outbox.notifications import OutboxSender, SmtpSettings
 from engine.outbox.webhooks import SIGNATURE_HEADER, WebhookSender, WebhookSettings, verify_signature
-from engine.runtime import Engine
 from engine.runtime.assignment import calendar_due
+from processes.system import build_system
 from support import TEST_BPMN
 
 SECRET = "a-webhook-secret-of-some-length"
@@ -62,19 +62,25 @@ def receiver():
 
 
 @pytest.fixture
-def hooked(database_url, clock, receiver, monkeypatch):
-    """An engine whose steps write webhooks for ``receiver`` (the settings are read when it is made)."""
+def hooked_system(database_url, clock, receiver, monkeypatch):
+    """crmflow whose steps write webhooks for ``receiver`` (the settings are read when it is built)."""
     monkeypatch.setenv("CRMFLOW_WEBHOOK_URLS", receiver.url)
     monkeypatch.setenv("CRMFLOW_WEBHOOK_SECRET", SECRET)
-    engine = Engine(database_url, clock=clock, due_calculator=calendar_due)
-    engine.init_db()
+    system = build_system(database_url, clock=clock, due_calculator=calendar_due)
+    system.init_db()
+    engine = system.engine
     engine.add_user("boss", "Boris Head", roles=["employee", "manager"])
     engine.add_user("ann", "Anna Sales", manager="boss")
     engine.add_group("sales", "Sales", head="boss", members=["ann"])
     engine.add_group("heads", "Heads", members=["boss"])
     engine.deploy([TEST_BPMN / "approval.bpmn"])
-    yield engine
-    engine.dispose()
+    yield system
+    system.dispose()
+
+
+@pytest.fixture
+def hooked(hooked_system):
+    return hooked_system.engine
 
 
 def sender(engine) -> WebhookSender:
@@ -105,12 +111,12 @@ def test_each_event_is_posted_once_signed_and_in_order(hooked, receiver, clock):
     assert not verify_signature(SECRET, receiver.received[0][0][SIGNATURE_HEADER], b"{}")
 
 
-def test_a_failed_delivery_is_retried_and_the_escalation_is_an_event(hooked, receiver, clock):
+def test_a_failed_delivery_is_retried_and_the_escalation_is_an_event(hooked_system, hooked, receiver, clock):
     instance = hooked.start("approval", {"curator": "ann"}, started_by="ann")
     sender(hooked).send_due()
     receiver.received.clear()
     clock.advance(days=2, hours=1)
-    assert hooked.escalation.sweep().fired == 1  # the breach (the reminder's moment passed while none swept)
+    assert hooked_system.escalation.sweep().fired == 1  # the breach (the reminder's moment passed while none swept)
 
     receiver.failures = 1
     first = sender(hooked).send_due()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from processes.crm import Crm
 from processes.customers import ContactDraft
 from support import LIBRARY
 from support.crm import draft
 
 
 @pytest.fixture
-def crm(engine):
+def crm(system, engine):
     """A CRM on a migrated database: boss heads sales, olga and oleg investigate claims,
     ann and bob sell, root is an admin; the process library is deployed."""
     engine.add_user("boss", "Boris Head", roles=["employee", "manager"])
@@ -26,7 +25,7 @@ def crm(engine):
     engine.add_group("claims", "Claims", head="boss", members=["olga", "oleg"])
     engine.add_group("warehouse", "Warehouse", members=["ivan"])
     engine.deploy([LIBRARY])
-    return Crm(engine)
+    return system.crm
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from engine.models import WorkItem
 from processes import analytics
 from processes import migrations as crm_migrations
 from processes.analytics import Period, Window
-from processes.crm import _move
+from processes.crm.following import move_deal
 from processes.migrations import upgrade as upgrade_crm_schema
 from processes.models import Deal
 from processes.stages import STAGE_CODES
@@ -481,8 +481,8 @@ def test_two_moves_in_one_step_each_end_the_stay_before(crm, customer):
     _read, write = session_factories(crm.engine.db)
     with write.begin() as session:
         moving = session.get(Deal, deal.id)
-        _move(session, moving, "needs_analysis", "ann", started + timedelta(days=1), None)
-        _move(session, moving, "first_contact", "ann", started + timedelta(days=3), "asked again")
+        move_deal(session, moving, "needs_analysis", "ann", started + timedelta(days=1), None)
+        move_deal(session, moving, "first_contact", "ann", started + timedelta(days=3), "asked again")
     moves = crm.deal_moves(deal.id)
     assert [(move.to_stage, move.stay_days, move.first_entry) for move in moves] == [
         ("first_contact", pytest.approx(1), True), ("needs_analysis", pytest.approx(2), True),

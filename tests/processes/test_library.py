@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from engine.bpmn.validation import validate_paths
 from engine.db import Base
-from engine.runtime import Engine
+from processes.system import build_system
 from support import LIBRARY
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -64,9 +64,10 @@ def test_every_user_task_has_an_owner_a_planned_duration_a_form_and_a_stage(path
 
 
 def test_the_domain_migrations_match_the_models(database_url):
-    engine = Engine(database_url)
-    engine.init_db()
-    engine.init_db()  # a second run changes nothing
+    system = build_system(database_url, webhooks=None)
+    system.init_db()
+    system.init_db()  # a second run changes nothing
+    engine = system.engine
 
     def domain_only(obj, name, type_, reflected, compare_to):
         table = obj if type_ == "table" else getattr(obj, "table", None)

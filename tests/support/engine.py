@@ -1,4 +1,4 @@
-"""Fixtures of every layer's tests: a clock the test moves, and an engine on a migrated database."""
+"""Fixtures of every layer's tests: a clock the test moves, and crmflow on a migrated database."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.runtime import Engine
 from engine.runtime.assignment import calendar_due
+from processes.system import build_system
 
 # The approval process's first form, filled in well.
 GOOD_REQUEST = {"discount": "10", "reason": "loyal customer", "valid_until": "2026-12-31", "urgent": "on"}
@@ -32,10 +32,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def engine(database_url, clock):
-    # Calendar time, so that deadlines in these tests read plainly; working time has its own tests.
-    engine = Engine(database_url, clock=clock, due_calculator=calendar_due)
-    engine.init_db()
-    yield engine
-    engine.dispose()
+def system(database_url, clock):
+    """crmflow as it runs (processes.system), on a migrated database, without webhooks.
+    Calendar time, so that deadlines in these tests read plainly; working time has its own tests."""
+    system = build_system(database_url, clock=clock, due_calculator=calendar_due, webhooks=None)
+    system.init_db()
+    yield system
+    system.dispose()
+
+
+@pytest.fixture
+def engine(system):
+    return system.engine
 

@@ -48,9 +48,9 @@ def office(engine):
 
 
 @pytest.fixture
-def app(office):
+def app(system, office):
     return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test-secret",
-                       "BABEL_DEFAULT_TIMEZONE": "UTC"}, engine=office)
+                       "BABEL_DEFAULT_TIMEZONE": "UTC"}, system=system)
 
 
 
@@ -79,11 +79,8 @@ def start_approval(engine, curator="ann", key="DEAL-1"):
 
 
 def crm_of(app):
-    """The app's CRM facade (one per engine: a second would record every step twice)."""
-    from webui.customers import crm
-
-    with app.app_context():
-        return crm()
+    """The app's CRM facade."""
+    return app.extensions["crmflow"].crm
 
 
 def register_customer(app, name="Romashka LLC", inn="7707083893", email="info@romashka.example", **extra):

@@ -148,8 +148,8 @@ def test_the_language_is_chosen_per_user(app, office):
     assert "Мои задачи" not in text(as_user(app, "bob").get("/"))
 
 
-def test_every_form_needs_a_csrf_token(office):
-    app = create_app({"TESTING": True, "SECRET_KEY": "test"}, engine=office)
+def test_every_form_needs_a_csrf_token(system, office):
+    app = create_app({"TESTING": True, "SECRET_KEY": "test"}, system=system)
     client = app.test_client()
     assert login(client, "ann").status_code == 400  # no token: refused before the password is checked
     html = client.get("/login").get_data(as_text=True)

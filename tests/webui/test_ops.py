@@ -45,18 +45,18 @@ def test_healthz_needs_the_database_and_a_live_scheduler(app, office, clock):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_healthz_says_so_when_the_database_is_gone(app, office, database_url, tmp_path):
-    from engine.runtime import Engine
+    from processes.system import build_system
     from webui import create_app
 
     broken = create_app({"TESTING": True, "SECRET_KEY": "x"},
-                        engine=Engine(f"sqlite:///{tmp_path}/missing/dir/crmflow.db"))
+                        system=build_system(f"sqlite:///{tmp_path}/missing/dir/crmflow.db", webhooks=None))
     answer = broken.test_client().get("/healthz")
     assert answer.status_code == 503
     assert answer.json["checks"]["database"]["ok"] is False
 
 
-def test_a_scheduler_keeps_its_heartbeat_and_takes_it_away_when_it_stops(office):
-    scheduler = Scheduler(office, poll=0.2, worker="test-worker").start()
+def test_a_scheduler_keeps_its_heartbeat_and_takes_it_away_when_it_stops(system, office):
+    scheduler = Scheduler(office, system.escalation, poll=0.2, worker="test-worker").start()
     try:
         deadline = time.monotonic() + 10
         while not _beats(office) and time.monotonic() < deadline:
@@ -72,11 +72,11 @@ def _beats(engine):
         return heartbeat.heartbeats(session)
 
 
-def test_metrics_describe_work_escalations_outbox_lag_and_latency(app, office, clock):
+def test_metrics_describe_work_escalations_outbox_lag_and_latency(app, system, office, clock):
     for n in range(3):
         start_approval(office, key=f"DEAL-{n}")  # ann's "Request discount", due in two days
     clock.advance(days=2, hours=1)
-    office.escalation.sweep()  # the breach rungs fire
+    system.escalation.sweep()  # the breach rungs fire
     clock.advance(hours=4)  # the head-of-department rungs fall due; no scheduler sweeps them
     with office.transaction() as session:
         session.add(OutboxMessage(channel="webhook", recipient="http://127.0.0.1:9/hook", subject="x", body="{}",

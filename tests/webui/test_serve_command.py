@@ -17,7 +17,7 @@ def test_serve_upgrades_the_database_and_hands_the_app_to_waitress(database_url,
     monkeypatch.setattr("waitress.serve", lambda app, **options: served.update(app=app, **options))
     monkeypatch.setattr(webui.cli, "start_background_jobs", hooked.append)
 
-    result = CliRunner().invoke(webui.cli.serve, ["--port", "8123", "--threads", "4"])
+    result = CliRunner().invoke(webui.cli.command_line(), ["serve", "--port", "8123", "--threads", "4"])
 
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8123/" in result.output
@@ -31,7 +31,8 @@ def test_serve_upgrades_the_database_and_hands_the_app_to_waitress(database_url,
     assert client.get("/").headers["Location"].startswith("/login")
 
 
-def test_serve_is_a_crmflow_command():
+def test_crmflow_is_the_command_of_every_layer():
     from importlib.metadata import entry_points
 
-    assert "webui.cli:serve" in {ep.value for ep in entry_points(group="crmflow.commands")}
+    assert {ep.value for ep in entry_points(group="console_scripts") if ep.name == "crmflow"} == {"webui.cli:main"}
+    assert {"init-db", "worker", "demo", "import-customers", "serve", "tokens"} <= set(webui.cli.command_line().commands)

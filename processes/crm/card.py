@@ -1,0 +1,130 @@
+"""The customer card (D4): every process of a customer with its stage, plan deviation and
+next step, the timeline and the curator changes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from engine.errors import NotFound
+from engine.models import ItemStatus, WorkItem
+from processes.crm.base import CrmBase
+from processes.models import Claim, ClaimStatus, CuratorChange, Customer, Deal, DealStatus, DealTask, Interaction
+from processes.stages import BY_CODE
+
+
+@dataclass(frozen=True)
+class CardProcess:
+    """One business process on the customer card (D4)."""
+
+    kind: str  # typical, manual, project, claim
+    id: int
+    number: str
+    title: str
+    status: str
+    stage: str | None  # label of the current stage
+    responsible: str | None
+    planned_end: date | None  # when the current stage should be done
+    deviation_days: int | None  # days behind the plan (negative: ahead)
+    next_step: str | None
+    next_due: datetime | None
+    days_left: int | None  # until the next step's deadline (negative: overdue)
+
+    @property
+    def describe(self) -> str:
+        parts = [f"{self.number} {self.title}", self.status.replace("_", " ")]
+        if self.stage:
+            parts.append(f"stage {self.stage}")
+        if self.deviation_days and self.deviation_days > 0:
+            parts.append(f"{self.deviation_days} {'day' if self.deviation_days == 1 else 'days'} behind plan")
+        if self.next_step and self.days_left is not None:
+            parts.append(f"{self.next_step}: {days_text(self.days_left)}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class CustomerCard:
+    customer: Customer
+    processes: list[CardProcess]
+    timeline: list[Interaction]
+    curator_changes: list[CuratorChange]
+
+    @property
+    def summary(self) -> str:
+        running = [p for p in self.processes if p.kind != "claim" and p.status == DealStatus.IN_PROGRESS.value]
+        behind = [p for p in running if p.deviation_days and p.deviation_days > 0]
+        won = sum(1 for p in self.processes if p.status == DealStatus.WON.value)
+        lost = sum(1 for p in self.processes if p.status == DealStatus.LOST.value)
+        open_claims = sum(1 for p in self.processes if p.kind == "claim" and p.status != ClaimStatus.CLOSED.value)
+        text = f"{len(running)} running deals, {won} won, {lost} lost, {open_claims} open claims"
+        if behind:
+            text += (f"; {len(behind)} of {len(running)} running deals are behind plan, "
+                     f"by up to {max(p.deviation_days for p in behind)} days")
+        return text
+
+
+def days_text(days_left: int) -> str:
+    count = abs(days_left)
+    unit = "day" if count == 1 else "days"
+    return f"{count} {unit} overdue" if days_left < 0 else f"{count} {unit} left"
+
+
+class CustomerCards(CrmBase):
+    # -- the customer card (D4) -------------------------------------------------------------
+
+    def customer_card(self, customer_id: int) -> CustomerCard:
+        now = self.now
+        today = now.date()
+        with self.engine.reading() as session:
+            customer = session.get(Customer, customer_id, options=[selectinload(Customer.contacts)])
+            if customer is None:
+                raise NotFound(f"There is no customer {customer_id}.")
+            deals = list(session.scalars(select(Deal).where(Deal.customer_id == customer_id)
+                                         .options(selectinload(Deal.plan)).order_by(Deal.id)))
+            claims = list(session.scalars(select(Claim).where(Claim.customer_id == customer_id).order_by(Claim.id)))
+            instance_ids = [d.instance_id for d in deals if d.instance_id] + [c.instance_id for c in claims]
+            task_instances: dict[int, list[int]] = {}
+            for task in session.scalars(select(DealTask).where(DealTask.deal_id.in_([d.id for d in deals]))):
+                task_instances.setdefault(task.deal_id, []).append(task.instance_id)
+                instance_ids.append(task.instance_id)
+            open_items: dict[int, list[WorkItem]] = {}
+            for item in session.scalars(select(WorkItem).where(WorkItem.instance_id.in_(instance_ids),
+                                                                WorkItem.status == ItemStatus.OPEN.value)
+                                        .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)):
+                open_items.setdefault(item.instance_id, []).append(item)
+            processes = []
+            for deal in deals:
+                items = [i for iid in ([deal.instance_id] if deal.instance_id else task_instances.get(deal.id, []))
+                         for i in open_items.get(iid, [])]
+                items.sort(key=lambda i: (i.due_at is None, i.due_at or now))
+                planned = {p.stage: p.planned_end for p in deal.plan}.get(deal.current_stage)
+                deviation = (today - planned).days if planned and deal.status == DealStatus.IN_PROGRESS.value else None
+                processes.append(card_process(deal.kind, deal.id, deal.number, deal.title, deal.status,
+                                               BY_CODE[deal.current_stage].label if deal.current_stage else None,
+                                               deal.curator.username, planned, deviation, items, now))
+            for claim in claims:
+                items = open_items.get(claim.instance_id, [])
+                deviation = None
+                if claim.status != ClaimStatus.CLOSED.value:
+                    deviation = (today - claim.response_due_at.date()).days
+                processes.append(card_process("claim", claim.id, claim.number, claim.essence[:80], claim.status,
+                                               claim.status.replace("_", " "), claim.responsible_officer,
+                                               claim.response_due_at.date(), deviation, items, now))
+            timeline = list(session.scalars(select(Interaction).where(Interaction.customer_id == customer_id)
+                                            .order_by(Interaction.at.desc(), Interaction.id.desc())))
+            changes = list(session.scalars(select(CuratorChange).where(CuratorChange.customer_id == customer_id)
+                                           .order_by(CuratorChange.id)))
+            return CustomerCard(customer, processes, timeline, changes)
+
+
+def card_process(kind, id_, number, title, status, stage, responsible, planned_end, deviation, items, now):
+    first = items[0] if items else None
+    days_left = None
+    if first is not None and first.due_at is not None:
+        days_left = math.floor((first.due_at - now).total_seconds() / 86400)
+    return CardProcess(kind, id_, number, title, status, stage, responsible, planned_end, deviation,
+                       first.name if first else None, first.due_at if first else None, days_left)

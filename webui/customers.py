@@ -213,15 +213,12 @@ def self_service():
 
 
 def _identifies(customer, identity: str) -> bool:
-    """Only an exact e-mail, phone or INN identifies: a part of a name is not proof."""
+    """Only an exact e-mail, phone or INN identifies: a part of a name is not proof. The
+    customer's own values are stored normalised (processes.customers.check_draft)."""
     for normalise, known in ((normal_email, customer.emails), (normal_phone, customer.phones),
                              (normal_inn, [customer.inn] if customer.inn else [])):
         try:
-            wanted = normalise(identity)
-        except ValueError:
-            continue
-        try:
-            if wanted and wanted in {normalise(value) for value in known}:
+            if normalise(identity) in known:
                 return True
         except ValueError:
             continue

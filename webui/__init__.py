@@ -20,7 +20,7 @@ from engine.runtime import Engine
 
 
 def create_app(config: dict[str, Any] | None = None, engine: Engine | None = None) -> Flask:
-    from webui import (analytics, auth, board, customers, deals, designer, errors, i18n, inbox, instances,
+    from webui import (analytics, auth, board, customers, deals, designer, errors, i18n, inbox, instances, limits,
                        notifications, vendor)
     from webui.config import ensure_secret_key, settings_from_environment
 
@@ -34,13 +34,14 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
 
     auth.init_app(app)
     vendor.init_app(app)
-    customers.init_app(app)
+    limits.init_app(app, engine.db, engine.clock)
     notifications.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     for blueprint in (auth.bp, inbox.bp, board.bp, analytics.bp, customers.bp, deals.bp, designer.bp, instances.bp,
                       notifications.bp, vendor.bp):
         app.register_blueprint(blueprint)
+    customers.init_app(app)  # limits its registered view
     _add_api_and_operations(app)
     return app
 

@@ -371,3 +371,15 @@ class SchedulerHeartbeat(Base):
     worker: Mapped[str] = mapped_column(String(200), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RateLimitCounter(Base):
+    """A fixed window of a rate limit (Flask-Limiter's, in webui/limits.py) for one key,
+    the limit and who it counts (a client's address): hits so far and when the window
+    ends. In the database so that every web process counts in the same row."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    count: Mapped[int]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

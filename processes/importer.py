@@ -10,9 +10,9 @@ stored again row by row, each under a savepoint, so that a row lands whole or no
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-import quopri
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -22,6 +22,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import vobject
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -106,6 +107,7 @@ class ImportReport:
 class SourceRow:
     number: int  # the row's number in the file (1 = first data row) or the card's
     values: dict[str, Any]
+    problem: str | None = None  # why the row could not be read at all (a broken vCard)
 
 
 def read_rows(path: Path) -> Iterator[SourceRow]:
@@ -168,6 +170,9 @@ def _import_batch(session: Session, batch: list[SourceRow], report: ImportReport
     prepared: list[_Prepared] = []
     for row in batch:
         name = str(row.values.get("name") or "").strip()
+        if row.problem:
+            report.rejected.append(Rejected(row.number, name, row.problem))
+            continue
         try:
             draft = _draft(row.values, default_curator)
             clean = store.check_draft(draft)
@@ -379,83 +384,160 @@ def _combine(fields: list[str | None], cells: list[Any]) -> dict[str, Any]:
 
 
 def _vcard_rows(path: Path) -> Iterator[SourceRow]:
-    """Outlook and phones export vCard 2.1 (often quoted-printable, cp1251) or 3.0/4.0 (UTF-8).
-    An organisation card (ORG) becomes the customer with the person as its contact; a card
-    without ORG is a private person."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1251")
-    card: list[tuple[str, dict[str, str], str]] | None = None
-    number = 0
-    for line in _unfold(text):
-        upper = line.upper()
-        if upper.startswith("BEGIN:VCARD"):
-            card = []
-        elif upper.startswith("END:VCARD"):
-            if card is not None:
-                number += 1
-                yield SourceRow(number, _card_values(card))
-            card = None
-        elif card is not None and ":" in line:
-            card.append(_vcard_property(line))
-
-
-def _unfold(text: str) -> Iterator[str]:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    current = ""
-    for line in lines:
-        if line[:1] in (" ", "\t"):
-            current += line[1:]
-        elif current.endswith("=") and "QUOTED-PRINTABLE" in current.upper().split(":", 1)[0]:
-            current = current[:-1] + line  # a quoted-printable soft line break
+    """Outlook and phones export vCard 2.1 (often quoted-printable in CHARSET=windows-1251,
+    with soft line breaks) or 3.0/4.0 (UTF-8, folded lines); vobject reads each card. The
+    file is cut into cards here, so that a broken card is a rejected row naming the file
+    and the card's line and the cards after it are still read. An organisation card (ORG)
+    becomes the customer with the person as its contact, a card of an organisation alone
+    (KIND:org, or ORG without a name) the customer; a card without ORG is a private person."""
+    for number, (line, card_lines) in enumerate(_vcard_cards(path.read_bytes()), start=1):
+        where = f"{path.name}, card {number} at line {line}"
+        if card_lines is None:
+            yield SourceRow(number, {}, problem=f"{where}: the card has no END:VCARD")
+            continue
+        try:
+            card = _read_card(card_lines)
+        except vobject.base.VObjectError as problem:
+            at = f"line {line + problem.lineNumber - 1}" if hasattr(problem, "lineNumber") else "the card"
+            yield SourceRow(number, {}, problem=f"{where}: {at} cannot be read ({problem.msg})")
+        except LookupError as problem:
+            yield SourceRow(number, {}, problem=f"{where}: the card names an unknown character set ({problem})")
+        except UnicodeError as problem:
+            yield SourceRow(number, {}, problem=f"{where}: the card's text is not in the character set it names "
+                                                f"({problem.encoding})")
+        except Exception as problem:  # vobject fails on some malformed cards otherwise (AttributeError, binascii.Error)
+            yield SourceRow(number, {}, problem=f"{where}: the card cannot be read ({type(problem).__name__}: {problem})")
         else:
-            if current:
-                yield current
-            current = line
-    if current:
-        yield current
+            yield SourceRow(number, _card_values(card))
 
 
-def _vcard_property(line: str) -> tuple[str, dict[str, str], str]:
-    head, value = line.split(":", 1)
-    name, *params = head.split(";")
-    options: dict[str, str] = {}
-    for param in params:
-        key, _, val = param.partition("=")
-        options[key.upper()] = val.upper() if val else key.upper()
-    if options.get("ENCODING") == "QUOTED-PRINTABLE":
-        charset = options.get("CHARSET", "UTF-8")
+def _vcard_cards(raw: bytes) -> Iterator[tuple[int, list[str] | None]]:
+    """(line of BEGIN:VCARD, the card's lines) for each card of the file; None for the lines
+    of a card that ends without END:VCARD. Bytes that are not UTF-8 (an 8-bit 2.1 card in
+    cp1251, or a UTF-8 character split by a fold) are kept as surrogate escapes, which
+    ``_text`` decodes once vobject has unfolded and split the values."""
+    start, card = 0, None
+    for number, line in enumerate(raw.removeprefix(codecs.BOM_UTF8).splitlines(), start=1):
+        word = line.strip().upper()
+        if word == b"BEGIN:VCARD":
+            if card is not None:
+                yield start, None
+            start, card = number, []
+        if card is not None:
+            card.append(line.decode("utf-8", "surrogateescape"))
+            if word == b"END:VCARD":
+                yield start, card
+                card = None
+    if card is not None:
+        yield start, None
+
+
+# A property whose value is binary (a photo, a logo, a sound, a key), encoded in base64.
+_BASE64_PROPERTY = re.compile(r"[^:]*;\s*(ENCODING\s*=\s*)?(BASE64|B)\s*[;:]", re.IGNORECASE)
+_BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]+")
+_QUOTED_PRINTABLE_HEAD = re.compile(r"([^:;]+)([^:]*QUOTED-PRINTABLE[^:]*):", re.IGNORECASE)
+
+
+def _read_card(lines: list[str]):
+    """The card as vobject reads it, after the two repairs that real 2.1 exports need:
+
+    - crmflow keeps no pictures, and phones write a 2.1 photo's base64 lines without the
+      indent that folding needs (ended by a blank line, as 2.1 says), which vobject refuses:
+      binary values are blanked out (blank lines keep the line numbers of errors right);
+    - quoted-printable text without a CHARSET that is not UTF-8 is read as windows-1251
+      (vobject assumes UTF-8 and fails).
+    """
+    lines = _without_binary_values(lines)
+    try:
+        return vobject.readOne("\r\n".join(lines), allowQP=True)
+    except UnicodeDecodeError:
+        return vobject.readOne("\r\n".join(_with_default_charset(lines)), allowQP=True)
+
+
+def _without_binary_values(lines: list[str]) -> list[str]:
+    kept, in_binary = [], False
+    for line in lines:
+        if in_binary and (not line.strip() or line[:1] in " \t" or _BASE64_LINE.fullmatch(line.strip())):
+            kept.append("")
+            continue
+        in_binary = bool(_BASE64_PROPERTY.match(line))
+        kept.append("" if in_binary else line)
+    return kept
+
+
+def _with_default_charset(lines: list[str]) -> list[str]:
+    repaired = []
+    for line in lines:
+        head = _QUOTED_PRINTABLE_HEAD.match(line)
+        if head and "CHARSET" not in head.group(2).upper():
+            line = f"{head.group(1)};CHARSET=windows-1251{line[head.end(1):]}"
+        repaired.append(line)
+    return repaired
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _text(value: Any, charset: str | None = None) -> str:
+    """A property's value (or one part of a structured one) as one line of text. vobject
+    gives a list where the value had commas (in 2.1 they are only text), and bytes for
+    quoted-printable it did not recognise (lowercase parameters); raw 8-bit text is in the
+    card's CHARSET, else UTF-8, else cp1251 (Russian Windows)."""
+    if isinstance(value, list):
+        return ", ".join(part for part in (_text(item, charset) for item in value) if part)
+    if isinstance(value, str) and _UNDECODED.search(value):
+        value = value.encode("utf-8", "surrogateescape")
+    if isinstance(value, bytes):
+        value = _decode(value, charset)
+    return str(value or "").strip()
+
+
+def _charset(line) -> str | None:
+    return (line.params.get("CHARSET") or [None])[0]
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    for encoding in filter(None, (charset, "utf-8")):
         try:
-            value = quopri.decodestring(value.encode("ascii", "replace")).decode(charset, "replace")
-        except LookupError:
-            value = quopri.decodestring(value.encode("ascii", "replace")).decode("utf-8", "replace")
-    value = value.replace("\\n", "\n").replace("\\,", ",").replace("\\;", ";")
-    return name.split(".")[-1].upper(), options, value
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("cp1251", "replace")
 
 
-def _card_values(card: list[tuple[str, dict[str, str], str]]) -> dict[str, Any]:
-    props: dict[str, list[str]] = {}
-    for name, _, value in card:
-        props.setdefault(name, []).append(value.strip())
-    full_name = (props.get("FN") or [""])[0]
-    if not full_name and props.get("N"):
-        parts = [p for p in props["N"][0].split(";") if p]
-        full_name = " ".join(parts[1:2] + parts[:1])
-    organisation = (props.get("ORG") or [""])[0].split(";")[0].strip()
-    phones = props.get("TEL", [])
-    emails = props.get("EMAIL", [])
+def _card_values(card) -> dict[str, Any]:
+    def texts(name: str) -> list[str]:
+        values = [_text(line.value, _charset(line)) for line in card.contents.get(name, [])]
+        return [value for value in values if value]
+
+    def first(name: str) -> str | None:
+        values = texts(name)
+        return values[0] if values else None
+
+    def parts(name: str, fields: tuple[str, ...]) -> list[str]:
+        """The non-empty parts of the first structured value (N, ADR) that has any."""
+        for line in card.contents.get(name, []):
+            found = [_text(getattr(line.value, field_name, ""), _charset(line)) for field_name in fields]
+            if any(found):
+                return [part for part in found if part]
+        return []
+
+    full_name = first("fn") or " ".join(parts("n", ("given", "family")))
+    organisation = next((_text(line.value[0] if isinstance(line.value, list) else line.value, _charset(line))
+                         for line in card.contents.get("org", []) if line.value), "") or None
+    if organisation is None and (first("kind") or "").lower() == "org":
+        organisation, full_name = full_name, None
+    phones, emails = texts("tel"), texts("email")
     birthday = None
-    if props.get("BDAY"):
+    if first("bday"):
         try:
-            birthday = date.fromisoformat(props["BDAY"][0][:10])
+            birthday = date.fromisoformat(first("bday")[:10])
         except ValueError:
             birthday = None
-    address = (props.get("ADR") or [""])[0]
-    address = ", ".join(part for part in address.split(";") if part.strip())
-    if organisation:
-        return {"name": organisation, "kind": "organisation", "contact": full_name or None,
-                "position": (props.get("TITLE") or [None])[0], "contact_phone": phones, "contact_email": emails,
-                "birthday": birthday, "address": address or None}
-    return {"name": full_name, "kind": "person", "phone": phones, "email": emails, "address": address or None}
+    address = ", ".join(parts("adr", ("box", "extended", "street", "city", "region", "code", "country"))) or None
+    if organisation and full_name:
+        return {"name": organisation, "kind": "organisation", "contact": full_name, "position": first("title"),
+                "contact_phone": phones, "contact_email": emails, "birthday": birthday, "address": address}
+    # A card of the organisation alone keeps its phones and e-mails on the customer.
+    return {"name": organisation or full_name or "", "kind": "organisation" if organisation else "person",
+            "phone": phones, "email": emails, "address": address}

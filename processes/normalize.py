@@ -2,12 +2,15 @@
 
 Two records are likely the same customer when they share a normalised name, an INN, a
 phone number or an e-mail address. Normalising makes "ООО «Ромашка»" and "Ромашка, ООО"
-the same name, and "8 (495) 123-45-67" and "+7 495 1234567" the same phone.
+the same name, and "8 (495) 123-45-67" and "+7 495 1234567" the same phone (phonenumbers,
+Google's libphonenumber, knows every country's numbering plan).
 """
 
 from __future__ import annotations
 
 import re
+
+import phonenumbers
 
 # Legal forms that do not distinguish one organisation from another (Russian, Latvian, English).
 LEGAL_FORMS = {
@@ -15,6 +18,8 @@ LEGAL_FORMS = {
     "sia", "as", "ik", "llc", "ltd", "inc", "gmbh", "oy", "ab", "co", "corp", "plc",
     "общество", "с", "ограниченной", "ответственностью", "индивидуальный", "предприниматель",
 }
+# Numbers written without a country code are Russian.
+DEFAULT_REGION = "RU"
 _WORD = re.compile(r"[0-9a-zа-я]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -26,16 +31,42 @@ def normal_name(name: str) -> str:
 
 
 def normal_phone(phone: str) -> str:
-    """Digits only, Russian numbers in their international form (7 and ten digits).
-    Raises ValueError for something that cannot be a phone number."""
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) == 11 and digits.startswith("8"):
-        digits = "7" + digits[1:]
-    elif len(digits) == 10 and digits.startswith("9"):
-        digits = "7" + digits  # a Russian mobile written without the country code
-    if not 6 <= len(digits) <= 15:
-        raise ValueError(f"{phone!r} is not a phone number (it has {len(digits)} digits)")
-    return digits
+    """The number in E.164 without its "+" ("8 (495) 123-45-67 доб. 12" -> "74951234567"),
+    the form the phone keys have always had. A number without a country code is Russian
+    (8 is the trunk prefix, 8 10 the international one); an extension is not part of the
+    number. Raises ValueError naming the value for anything that is not a valid number."""
+    try:
+        number = phonenumbers.parse(phone, DEFAULT_REGION)
+    except phonenumbers.NumberParseException as problem:
+        raise ValueError(f"{phone!r} is not a phone number ({_PARSE_PROBLEMS[problem.error_type]})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{phone!r} is not a phone number ({_invalid_because(number)})")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+
+
+_PARSE_PROBLEMS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "no country has the code after the +",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "it has no digits of a number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too few digits after the international prefix",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too few digits",
+    phonenumbers.NumberParseException.TOO_LONG: "too many digits",
+}
+
+
+def _invalid_because(number: phonenumbers.PhoneNumber) -> str:
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    country = f"+{number.country_code}"
+    if reason == phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
+        return "a city number needs its area code"
+    if reason == phonenumbers.ValidationResult.TOO_SHORT:
+        return f"too few digits for {country}"
+    if reason == phonenumbers.ValidationResult.TOO_LONG:
+        return f"too many digits for {country}"
+    if reason == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
+        return "no country has this code"
+    if reason == phonenumbers.ValidationResult.INVALID_LENGTH:
+        return f"a wrong number of digits for {country}"
+    return f"no such number range in {country}"
 
 
 def normal_email(email: str) -> str:

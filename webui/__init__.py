@@ -22,20 +22,8 @@ from processes.system import System, build_system
 def create_app(config: dict[str, Any] | None = None, system: System | None = None) -> Flask:
     """The web app on ``system`` (tests pass theirs), else on crmflow built for the
     configured database."""
-    from webui import (
-        analytics,
-        auth,
-        board,
-        customers,
-        deals,
-        designer,
-        errors,
-        i18n,
-        inbox,
-        instances,
-        notifications,
-        vendor,
-    )
+    from webui import (analytics, auth, board, customers, deals, designer, errors, i18n, inbox, instances, limits,
+                       notifications, vendor)
     from webui.config import ensure_secret_key, settings_from_environment
 
     app = Flask(__name__)
@@ -48,13 +36,14 @@ def create_app(config: dict[str, Any] | None = None, system: System | None = Non
 
     auth.init_app(app)
     vendor.init_app(app)
-    customers.init_app(app)
+    limits.init_app(app, system.engine.db, system.engine.clock)
     notifications.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     for blueprint in (auth.bp, inbox.bp, board.bp, analytics.bp, customers.bp, deals.bp, designer.bp, instances.bp,
                       notifications.bp, vendor.bp):
         app.register_blueprint(blueprint)
+    customers.init_app(app)  # limits its registered view
     _add_api_and_operations(app)
     return app
 

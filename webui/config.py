@@ -8,6 +8,8 @@ CRMFLOW_TIMEZONE      the time zone dates are shown in (default Europe/Moscow)
 CRMFLOW_NODE_MODULES  where `npm ci` put bpmn-js (default: node_modules beside webui/)
 CRMFLOW_SECURE_COOKIES=1  session cookies only over HTTPS
 CRMFLOW_CLAIMS_PER_HOUR  self-service claims accepted per client address and hour (default 5)
+CRMFLOW_RATELIMIT_STORAGE_URI  where every web process counts rate limits: a Redis URI
+                      (redis://host:6379/0); default crmflow's database
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def settings_from_environment() -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": secure,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "CRMFLOW_CLAIMS_PER_HOUR": int(os.environ.get("CRMFLOW_CLAIMS_PER_HOUR", "5")),
+        "CRMFLOW_RATELIMIT_STORAGE_URI": os.environ.get("CRMFLOW_RATELIMIT_STORAGE_URI"),
         # Uploaded BPMN files are a few hundred kilobytes at most; claim attachments up to 10 MB.
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     }

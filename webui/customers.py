@@ -4,11 +4,7 @@ and the public self-service claim form."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
-
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -18,18 +14,24 @@ from processes.customers import CustomerDraft
 from processes.errors import DuplicateCustomer, InvalidData
 from processes.models import CustomerKind, DealKind, InteractionKind, InteractionStatus
 from processes.normalize import normal_email, normal_inn, normal_phone
+from webui import limits
 from webui.access import engine, role_required, system
 
 bp = Blueprint("customers", __name__)
 STAFF = ("employee", "manager")
 MAX_ATTACHMENTS = 5
 
+
 def crm() -> Crm:
     return system().crm
 
 
 def init_app(app) -> None:
-    app.extensions["crmflow_claim_limiter"] = RateLimiter(app.config["CRMFLOW_CLAIMS_PER_HOUR"], window_seconds=3600)
+    """The self-service form's limit per client address, counted by every web process
+    together (webui/limits.py); a bot's post caught by the honeypot is not counted."""
+    limits.limit_endpoint(app, "customers.self_service", f"{app.config['CRMFLOW_CLAIMS_PER_HOUR']} per hour",
+                          methods=["POST"], exempt_when=lambda: bool(request.form.get(HONEYPOT)),
+                          on_breach=_too_many_claims)
 
 
 @bp.route("/customers/")
@@ -140,32 +142,6 @@ def _claim_draft(customer_id: int) -> ClaimDraft:
 # -- self-service (C5) --------------------------------------------------------------------
 
 
-class RateLimiter:
-    """At most ``limit`` events per key (the client's address) in a sliding window, in this
-    process. Behind several server processes each counts on its own."""
-
-    def __init__(self, limit: int, window_seconds: float):
-        self.limit, self.window = limit, window_seconds
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    # Past this many addresses, those with no recent event are forgotten (bounded memory).
-    MAX_KEYS = 10_000
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._events) > self.MAX_KEYS:
-                self._events = {k: e for k, e in self._events.items() if e and e[-1] > now - self.window}
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            return True
-
-
 HONEYPOT = "website"  # hidden from people by CSS; bots fill every field
 
 
@@ -179,10 +155,6 @@ def self_service():
     if values.get(HONEYPOT):
         # Answer as if accepted, so a bot learns nothing; nothing is stored.
         return render_template("claim_done.html", number=None)
-    if not current_app.extensions["crmflow_claim_limiter"].allow(request.remote_addr or "unknown"):
-        return render_template("claim_form.html", values=values, reasons=CLAIM_REASONS,
-                               errors={"form": _("Too many claims from your address; please try again in an hour "
-                                                 "or call us.")}), 429
     errors = {}
     identity = values.get("identity", "").strip()
     if not identity:
@@ -201,16 +173,19 @@ def self_service():
     return render_template("claim_form.html", values=values, errors=errors, reasons=CLAIM_REASONS), 422
 
 
+def _too_many_claims(_limit) -> Response:
+    return make_response(render_template(
+        "claim_form.html", values=request.form.to_dict(), reasons=CLAIM_REASONS,
+        errors={"form": _("Too many claims from your address; please try again in an hour or call us.")}), 429)
+
+
 def _identifies(customer, identity: str) -> bool:
-    """Only an exact e-mail, phone or INN identifies: a part of a name is not proof."""
+    """Only an exact e-mail, phone or INN identifies: a part of a name is not proof. The
+    customer's own values are stored normalised (processes.customers.check_draft)."""
     for normalise, known in ((normal_email, customer.emails), (normal_phone, customer.phones),
                              (normal_inn, [customer.inn] if customer.inn else [])):
         try:
-            wanted = normalise(identity)
-        except ValueError:
-            continue
-        try:
-            if wanted and wanted in {normalise(value) for value in known}:
+            if normalise(identity) in known:
                 return True
         except ValueError:
             continue

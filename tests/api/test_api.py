@@ -344,3 +344,38 @@ def test_deals_claims_and_interactions_of_a_customer(app, office, ann):
     assert {p["kind"] for p in card["processes"]} == {"typical", "claim"}
     assert "1 running deals" in card["summary"]
     assert ann.get("/api/v1/customers/999/interactions").status_code == 404
+
+
+def test_bodies_and_queries_are_checked_against_the_schema_with_a_message_per_field(app, office, ann):
+    customer = register_customer(app)
+    bad = ann.post("/api/v1/customers", json={
+        "name": "Nul\x00Name", "kind": None, "importance": "Z", "phones": ["+7 495 000-00-01"] * 11,
+        "category": "c" * 101, "allow_duplicates": "yes",
+        "contacts": [{"name": "Ivan", "birthday": "2026-02-30", "colour": "red"}, {"birthday": None}, "Petrov"]})
+    assert bad.status_code == 422 and bad.json["code"] == "invalid"
+    assert bad.json["fields"] == {
+        "name": "must not contain NUL characters", "kind": "must not be null", "importance": "must be one of A, B, C",
+        "phones": "must have at most 10 entries", "category": "must be at most 100 characters",
+        "allow_duplicates": "must be true or false", "contacts[1].birthday": "must be a date like 2026-11-23",
+        "contacts[1].colour": "is not a known field", "contacts[2].name": "is required",
+        "contacts[3]": "must be a JSON object"}
+    assert ann.post("/api/v1/customers", json=["a list"]).json["fields"] == {"body": "must be a JSON object"}
+
+    # Moments need their offset and a real day; whole numbers may be written 5.0; free-form data holds no NUL.
+    url = f"/api/v1/customers/{customer.id}/interactions"
+    for moment in ("2026-11-20T10:00:00", "2026-11-20 10:00", "2026-02-30T10:00:00+03:00", "2026-11-20T25:00:00Z"):
+        refused = ann.post(url, json={"kind": "call_out", "subject": "x", "at": moment})
+        assert refused.json["fields"] == {"at": "must be a date and time with its offset, like 2026-11-23T09:00:00+03:00"}
+    logged = ann.post(url, json={"kind": "call_out", "subject": "x", "at": "2026-11-20T10:00:00.1234567Z",
+                                 "contact_person_id": None})
+    assert logged.status_code == 201 and logged.json["at"] == "2026-11-20T10:00:00.123456+00:00"
+    instance = ann.post("/api/v1/instances", json={"process_key": "approval", "data": {"curator": "ann",
+                                                                                       "notes": ["ok", "bad\x00"]}})
+    assert instance.json["fields"] == {"data.notes[2]": "must not contain NUL characters"}
+    _, item = start_approval(office, key="DEAL-float")
+    done = ann.post(f"/api/v1/work-items/{item.id}/complete", json={"expected_version": 1.0, "data": {"discount": 5}})
+    assert done.status_code == 200, done.json
+    assert ann.post(f"/api/v1/work-items/{item.id}/complete", json={"expected_version": 1.5, "data": {}}) \
+        .json["fields"] == {"expected_version": "must be a whole number"}
+    assert ann.get("/api/v1/work-items?limit=201&offset=-1&status=open").json["fields"] == {
+        "limit": "must be at most 200", "offset": "must be at least 0"}

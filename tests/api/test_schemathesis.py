@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from openapi_spec_validator import validate
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -41,6 +42,10 @@ def token(office):
 
 def test_the_served_document_is_the_one_under_test(app):
     assert app.test_client().get("/api/v1/openapi.json").json == document(api)
+
+
+def test_the_served_document_is_valid_openapi_3(app):
+    validate(app.test_client().get("/api/v1/openapi.json").json)  # raises naming what breaks the specification
 
 
 schema = schemathesis.openapi.from_dict(document(api))

@@ -166,3 +166,102 @@ def test_the_import_command_shows_progress_and_the_report(crm, tmp_path, databas
                                   capture_output=True, text=True, env=env, timeout=120)
     assert missing_user.returncode == 1 and "There is no crmflow user called 'ghost'" in missing_user.stderr
     assert "Importing" not in missing_user.stdout
+
+
+def imported(crm, report) -> dict[int, object]:
+    """The created customers by the row (card) they came from."""
+    return {row: crm.customer(customer_id) for row, customer_id in report.created}
+
+
+def test_vcard_21_from_outlook_and_phones_quoted_printable_cp1251_soft_breaks_and_photos(crm):
+    report = import_customers(crm.engine, DATA / "phones_and_outlook_21.vcf", "ann")
+
+    customers = imported(crm, report)
+    assert sorted(customers) == [1, 2, 3, 4, 6] and report.matched == []
+    # Outlook: every text quoted-printable in windows-1251, the long ones with soft line breaks.
+    ural = customers[1]
+    assert (ural.name, ural.kind) == ("ООО «Уральская металлообрабатывающая компания»", "organisation")
+    assert ural.addresses == [{"kind": "legal",
+                               "text": "ул. Малышева, 51, офис 1204, Екатеринбург, Свердловская обл., 620014, Россия"}]
+    [orlova] = ural.contacts
+    assert (orlova.name, orlova.position) == ("Татьяна Сергеевна Орлова", "Начальник отдела снабжения")
+    assert orlova.phones == ["73432104567", "79215556677", "73432104568"]
+    assert orlova.emails == ["t.orlova@umk-ural.example", "snab@umk-ural.example"]
+    # Android: UTF-8 quoted-printable broken inside a character, a photo without the indent.
+    belov = customers[2]
+    assert (belov.name, belov.kind, belov.phones, belov.emails) == (
+        "Константин Белов", "person", ["79031112233", "74959876543"], ["k.belov@mail.example"])
+    # An old phone: quoted-printable cp1251 without a CHARSET; N without FN.
+    assert (customers[3].name, customers[3].phones) == ("Марина Гусева", ["79261234567"])
+    # 8-bit cp1251 (not quoted-printable) in the same file as 8-bit UTF-8.
+    siberia = customers[4]
+    assert siberia.name == "АО «Сибирский завод»"
+    assert [(c.name, c.phones) for c in siberia.contacts] == [("Игорь Козлов", ["73832223344"])]
+    assert customers[6].name == "Сергей Миронов"
+    # The broken card is a row of the report naming the file and the line; the cards after it were read.
+    assert [(r.row, r.reason) for r in report.rejected] == [
+        (5, "phones_and_outlook_21.vcf, card 5 at line 68: line 72 cannot be read "
+            "(Failed to parse line: это не свойство)")]
+
+
+def test_vcard_30_and_40_with_folded_lines_several_phones_and_mails(crm):
+    report = import_customers(crm.engine, DATA / "contacts_30.vcf", "ann")
+    assert report.rejected == [] and report.matched == []
+    baltic, kovalev, schneider = (customers := imported(crm, report))[1], customers[2], customers[3]
+    # Lines folded at 75 bytes, some inside a UTF-8 character; grouped properties (item1.TEL).
+    assert baltic.name == "ООО «Северо-Западная логистическая компания «Балтийский берег»»"
+    [zakharova] = baltic.contacts
+    assert (zakharova.name, zakharova.position, zakharova.birthday.isoformat()) == (
+        "Анна Викторовна Захарова", "Ведущий специалист по закупкам", "1987-09-03")
+    assert zakharova.phones == ["78123152211", "79215556677", "78002000000"]
+    assert zakharova.emails == ["a.zakharova@sz-logistic.example", "anna.z@mail.example"]
+    assert baltic.addresses[0]["text"] == "Невский проспект, 28, Санкт-Петербург, 191186, Россия"
+    # FN empty: the name comes from N; an extension is not part of the number.
+    assert (kovalev.name, kovalev.kind, kovalev.phones) == ("Дмитрий Ковалёв", "person", ["79261234567", "74957654321"])
+    assert (schneider.name, schneider.contacts[0].phones) == ("Schneider Verpackung GmbH", ["4930901820"])
+    assert schneider.addresses[0]["text"] == "Friedrichstraße 100, Berlin, 10117, Deutschland"
+
+    report = import_customers(crm.engine, DATA / "contacts_40.vcf", "ann")
+    customers = imported(crm, report)
+    assert sorted(customers) == [1, 2, 4]
+    vtz = customers[1]
+    [lebedeva] = vtz.contacts
+    assert (vtz.name, lebedeva.name, lebedeva.position, lebedeva.birthday.isoformat()) == (
+        "АО «Волжский трубный завод»", "Ольга Петровна Лебедева", "Директор по закупкам", "1979-02-14")
+    assert lebedeva.phones == ["74951112233", "79161112233"]  # tel: URIs, one with ;ext=
+    assert lebedeva.emails == ["o.lebedeva@vtz.example", "olga.lebedeva@mail.example"]
+    # KIND:org: the card is the organisation, its phone and e-mail are the customer's.
+    packing = customers[2]
+    assert (packing.name, packing.kind, packing.contacts) == ("ООО «Сибирская упаковка»", "organisation", [])
+    assert (packing.phones, packing.emails) == (["73832223344"], ["info@sib-pack.example"])
+    assert packing.addresses[0]["text"] == "ул. Ленина, 12, Новосибирск, 630004, Россия"
+    assert (customers[4].name, customers[4].phones) == ("Игорь Соколов", ["79031112234"])
+    assert [(r.row, r.reason) for r in report.rejected] == [
+        (3, "contacts_40.vcf, card 3 at line 26: the card has no END:VCARD")]
+
+
+def test_every_broken_card_is_a_rejected_row_and_the_import_goes_on(crm, tmp_path):
+    cards = [
+        "BEGIN:VCARD\r\nVERSION:2.1\r\nFN;CHARSET=x-unknown;ENCODING=QUOTED-PRINTABLE:=C5=EB\r\nEND:VCARD",
+        "BEGIN:VCARD\r\nVERSION:2.1\r\nFN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=C5=EB=E5=ED=E0\r\nEND:VCARD",
+        "BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Agent\r\nAGENT:\r\nBEGIN:VCARD\r\nFN:Inner\r\nEND:VCARD\r\nEND:VCARD",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN;X=\"open:Quote\r\nEND:VCARD",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Valid Card\r\nTEL:+7 916 111-22-33\r\nEND:VCARD",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bad Phone\r\nTEL:12\r\nEND:VCARD",
+    ]
+    path = tmp_path / "broken.vcf"
+    path.write_text("\r\n".join(cards) + "\r\n", encoding="utf-8")
+
+    report = import_customers(crm.engine, path, "ann")
+
+    rejected = {r.row: r.reason for r in report.rejected}
+    assert rejected[1] == ("broken.vcf, card 1 at line 1: the card names an unknown character set "
+                           "(unknown encoding: x-unknown)")
+    assert rejected[2] == "broken.vcf, card 2 at line 5: the card's text is not in the character set it names (utf-8)"
+    # An AGENT's embedded card: the outer card is cut off by it, the inner one read alone.
+    assert rejected[3] == "broken.vcf, card 3 at line 9: the card has no END:VCARD"
+    assert rejected[5] == ("broken.vcf, card 5 at line 17: line 19 cannot be read "
+                           "(Failed to parse line: FN;X=\"open:Quote)")
+    assert rejected[7] == "phones: '12' is not a phone number (too few digits for +7)"
+    assert [(row, crm.customer(cid).name) for row, cid in report.created] == [(4, "Inner"), (6, "Valid Card")]
+    assert len(report.rejected) == 5 and report.total == 7

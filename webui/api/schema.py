@@ -1,4 +1,5 @@
-"""The JSON Schema subset the API is described in, and the checker of requests against it.
+"""The JSON Schema subset the API is described in, and the check of requests against it
+by jsonschema.
 
 The OpenAPI document (``/api/v1/openapi.json``) and the request checks are built from the
 same schema values, so what the document promises is what the server enforces. The
@@ -10,8 +11,12 @@ maximum), boolean, ``nullable`` (OpenAPI 3.0) and ``$ref`` to the document's com
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
+
+from jsonschema import Draft4Validator, Draft6Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError
 
 Schema = dict[str, Any]
 
@@ -100,131 +105,160 @@ def _common(schema: Schema, nullable: bool, description: str | None, example: An
 
 
 class Checker:
-    """Checks a decoded JSON value against a schema: returns the converted value and a
-    message per field (``contacts[1].name``) for everything wrong, all at once."""
+    """Checks a decoded JSON value against a schema with jsonschema: returns the converted
+    value (date-times and dates parsed, whole numbers as int) and a message per field
+    (``contacts[1].name``) for everything wrong, all at once.
+
+    The schemas are OpenAPI 3.0's dialect of JSON Schema draft 4; what jsonschema does not
+    know of it is added by ``_OPENAPI_VALIDATOR``: ``nullable``, and a whole number written
+    as ``5.0`` being an integer (as it is in JSON Schema since draft 6). No text anywhere
+    may hold a NUL character, which no database stores in text."""
 
     def __init__(self, components: dict[str, Schema]):
         self.components = components
+        self._validators: dict[int, tuple[Schema, Any]] = {}
 
     def check(self, schema: Schema, value: Any, where: str = "") -> tuple[Any, dict[str, str]]:
-        errors: dict[str, str] = {}
-        return self._check(schema, value, where, errors), errors
+        found: dict[str, tuple[int, str]] = {}
+        errors = self._validator(schema).iter_errors(value)
+        for path, rank, message in [*(problem for error in errors for problem in _problems(error)),
+                                    *_nul_problems(value, ())]:
+            field_name = _field(where, path)
+            if field_name not in found or rank < found[field_name][0]:
+                found[field_name] = (rank, message)
+        if found:
+            return None, {field_name: message for field_name, (_, message) in found.items()}
+        return self._converted(schema, value), {}
 
-    def _check(self, schema: Schema, value: Any, where: str, errors: dict[str, str]) -> Any:
+    def _validator(self, schema: Schema):
+        cached = self._validators.get(id(schema))
+        if cached is None or cached[0] is not schema:
+            # The references (#/components/schemas/...) resolve against the document's components.
+            root = {"allOf": [schema], "components": {"schemas": self.components}}
+            cached = self._validators[id(schema)] = (schema, _OPENAPI_VALIDATOR(root, format_checker=FORMATS))
+        return cached[1]
+
+    def _converted(self, schema: Schema, value: Any) -> Any:
         schema = self._resolve(schema)
         if value is None:
-            if not schema.get("nullable"):
-                errors[where or "body"] = "must not be null"
             return None
         kind = schema.get("type")
         if kind == "object":
-            return self._object(schema, value, where, errors)
+            properties, additional = schema.get("properties", {}), schema.get("additionalProperties", True)
+            return {name: self._converted(properties[name], entry) if name in properties
+                    else self._converted(additional, entry) if isinstance(additional, dict) else entry
+                    for name, entry in value.items()}
         if kind == "array":
-            if not isinstance(value, list):
-                errors[where or "body"] = "must be a list"
-                return None
-            if "maxItems" in schema and len(value) > schema["maxItems"]:
-                errors[where] = f"must have at most {schema['maxItems']} entries"
-            return [self._check(schema["items"], entry, f"{where}[{index + 1}]", errors)
-                    for index, entry in enumerate(value)]
-        if kind == "string":
-            return self._string(schema, value, where, errors)
-        if kind in ("integer", "number"):
-            return self._number(schema, kind, value, where, errors)
-        if kind == "boolean":
-            if not isinstance(value, bool):
-                errors[where] = "must be true or false"
-            return value
-        return value  # no type: anything JSON
+            return [self._converted(schema["items"], entry) for entry in value]
+        if kind == "integer":
+            return int(value)
+        if kind == "string" and schema.get("format") == "date-time":
+            return parse_date_time(value)
+        if kind == "string" and schema.get("format") == "date":
+            return parse_date(value)
+        return value
 
     def _resolve(self, schema: Schema) -> Schema:
         if "$ref" in schema:
             return self.components[schema["$ref"].removeprefix(REF_PREFIX)]
         if "allOf" in schema:  # the nullable reference written by ref()
-            return {**self.components[schema["allOf"][0]["$ref"].removeprefix(REF_PREFIX)],
-                    "nullable": schema.get("nullable", False)}
+            return self.components[schema["allOf"][0]["$ref"].removeprefix(REF_PREFIX)]
         return schema
 
-    def _object(self, schema: Schema, value: Any, where: str, errors: dict[str, str]) -> Any:
-        if not isinstance(value, dict):
-            errors[where or "body"] = "must be a JSON object"
-            return None
-        properties = schema.get("properties", {})
-        additional = schema.get("additionalProperties", True)
-        clean = {}
-        for name, entry in value.items():
-            path = f"{where}.{name}" if where else name
-            if name in properties:
-                clean[name] = self._check(properties[name], entry, path, errors)
-            elif additional is False:
-                errors[path] = "is not a known field"
-            else:
-                if isinstance(additional, dict):
-                    entry = self._check(additional, entry, path, errors)
-                clean[name] = _without_nul(entry, path, errors)
-        for name in schema.get("required", []):
-            if name not in value:
-                errors[f"{where}.{name}" if where else name] = "is required"
-        return clean
 
-    @staticmethod
-    def _string(schema: Schema, value: Any, where: str, errors: dict[str, str]) -> Any:
-        if not isinstance(value, str):
-            errors[where] = "must be a string"
-            return value
-        if "\x00" in value:
-            errors[where] = "must not contain NUL characters"
-            return value
-        if "enum" in schema and value not in schema["enum"]:
-            errors[where] = "must be one of " + ", ".join(str(v) for v in schema["enum"] if v is not None)
-            return value
-        if len(value) > schema.get("maxLength", len(value)):
-            errors[where] = f"must be at most {schema['maxLength']} characters"
-        elif len(value) < schema.get("minLength", 0):
-            errors[where] = "is required" if not value else f"must be at least {schema['minLength']} characters"
-        fmt = schema.get("format")
-        if fmt == "date-time":
-            moment = parse_date_time(value)
-            if moment is None:
-                errors[where] = "must be a date and time with its offset, like 2026-11-23T09:00:00+03:00"
-            return moment
-        if fmt == "date":
-            day = parse_date(value)
-            if day is None:
-                errors[where] = "must be a date like 2026-11-23"
-            return day
-        return value
-
-    @staticmethod
-    def _number(schema: Schema, kind: str, value: Any, where: str, errors: dict[str, str]) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            errors[where] = f"must be {'a whole number' if kind == 'integer' else 'a number'}"
-            return value
-        if kind == "integer":
-            if isinstance(value, float) and not value.is_integer():
-                errors[where] = "must be a whole number"
-                return value
-            value = int(value)
-        if "minimum" in schema and value < schema["minimum"]:
-            errors[where] = f"must be at least {schema['minimum']}"
-        elif "maximum" in schema and value > schema["maximum"]:
-            errors[where] = f"must be at most {schema['maximum']}"
-        return value
+# Only the formats the API uses, parsed as strictly as the views parse them.
+FORMATS = FormatChecker(formats=())
 
 
-def _without_nul(value: Any, where: str, errors: dict[str, str]) -> Any:
-    """Free-form values (process variables) may hold anything JSON but NUL characters,
-    which no database stores in text."""
+@FORMATS.checks("date-time")
+def _is_date_time(value: Any) -> bool:
+    return not isinstance(value, str) or parse_date_time(value) is not None
+
+
+@FORMATS.checks("date")
+def _is_date(value: Any) -> bool:
+    return not isinstance(value, str) or parse_date(value) is not None
+
+
+def _nullable(keyword: str):
+    """A draft 4 keyword that lets ``null`` through where the schema says ``nullable``."""
+    check = Draft4Validator.VALIDATORS[keyword]
+
+    def nullable_check(validator, value, instance, schema):
+        if instance is None and schema.get("nullable"):
+            return
+        yield from check(validator, value, instance, schema)
+
+    return nullable_check
+
+
+_OPENAPI_VALIDATOR = validators.extend(
+    Draft4Validator,
+    validators={"type": _nullable("type"), "allOf": _nullable("allOf")},
+    type_checker=Draft4Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: Draft6Validator.TYPE_CHECKER.is_type(value, "integer")),
+)
+
+# Which message a field gets when several checks fail on it: the lowest rank.
+_RANKS = {"type": 0, "nul": 1, "enum": 2, "format": 3, "maxLength": 4, "minLength": 5}
+_TYPE_MESSAGES = {"object": "must be a JSON object", "array": "must be a list", "string": "must be a string",
+                  "integer": "must be a whole number", "number": "must be a number",
+                  "boolean": "must be true or false"}
+_FORMAT_MESSAGES = {"date-time": "must be a date and time with its offset, like 2026-11-23T09:00:00+03:00",
+                    "date": "must be a date like 2026-11-23"}
+
+
+def _problems(error: ValidationError) -> Iterator[tuple[tuple[Any, ...], int, str]]:
+    """(path, rank, message) of each field a jsonschema error is about."""
+    path, keyword, expected = tuple(error.absolute_path), error.validator, error.validator_value
+    rank = _RANKS.get(keyword, len(_RANKS))
+    if keyword == "required":
+        for name in expected:
+            if name not in error.instance:
+                yield (*path, name), rank, "is required"
+    elif keyword == "additionalProperties":
+        for name in error.instance:
+            if name not in error.schema.get("properties", {}):
+                yield (*path, name), rank, "is not a known field"
+    elif keyword == "type":
+        yield path, rank, "must not be null" if error.instance is None else _TYPE_MESSAGES.get(expected, error.message)
+    elif keyword == "enum":
+        yield path, rank, "must be one of " + ", ".join(str(v) for v in expected if v is not None)
+    elif keyword == "format":
+        yield path, rank, _FORMAT_MESSAGES.get(expected, f"must be a {expected}")
+    elif keyword == "maxLength":
+        yield path, rank, f"must be at most {expected} characters"
+    elif keyword == "minLength":
+        yield path, rank, "is required" if not error.instance else f"must be at least {expected} characters"
+    elif keyword == "minimum":
+        yield path, rank, f"must be at least {expected}"
+    elif keyword == "maximum":
+        yield path, rank, f"must be at most {expected}"
+    elif keyword == "maxItems":
+        yield path, rank, f"must have at most {expected} entries"
+    else:
+        yield path, rank, error.message
+
+
+def _nul_problems(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], int, str]]:
     if isinstance(value, str) and "\x00" in value:
-        errors[where] = "must not contain NUL characters"
+        yield path, _RANKS["nul"], "must not contain NUL characters"
     elif isinstance(value, dict):
         for key, entry in value.items():
-            _without_nul(key, where, errors)
-            _without_nul(entry, f"{where}.{key}", errors)
+            if "\x00" in key:  # named by the object that holds it, so as not to echo the NUL
+                yield path, _RANKS["nul"], "must not contain NUL characters"
+            yield from _nul_problems(entry, (*path, key))
     elif isinstance(value, list):
         for index, entry in enumerate(value):
-            _without_nul(entry, f"{where}[{index + 1}]", errors)
-    return value
+            yield from _nul_problems(entry, (*path, index))
+
+
+def _field(where: str, path: tuple[Any, ...]) -> str:
+    """``contacts[1].name``: a field's path as the API names it, lists counted from 1."""
+    name = where
+    for part in path:
+        name += f"[{part + 1}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    return name or "body"
 
 
 def parse_date_time(text: str) -> datetime | None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -23,7 +24,22 @@ def database_url() -> str:
 
 
 class Base(DeclarativeBase):
-    pass
+    # Named CHECK constraints (those of the ``string_enum`` columns): a migration can drop
+    # them by name, and SQLite's batch mode keeps only named ones when it rebuilds a table.
+    metadata = MetaData(naming_convention={"ix": "ix_%(column_0_label)s",
+                                           "ck": "ck_%(table_name)s_%(column_0_name)s"})
+
+
+def string_enum(enum_class: type[enum.StrEnum], length: int) -> Enum:
+    """The type of a column that holds one of ``enum_class``'s members: stored as its value
+    in a VARCHAR(length) with a CHECK constraint listing the values (no database enum
+    type, so adding a member is a plain migration on every backend), read back as the
+    member. A plain string that is one of the values binds as that member; any other
+    string is refused before it reaches the database."""
+    # name=None: the constraint is named by the metadata's convention, not after the class
+    # (several tables share an enum).
+    return Enum(enum_class, name=None, native_enum=False, values_callable=lambda members: [m.value for m in members],
+                validate_strings=True, create_constraint=True, length=length)
 
 
 class UTCDateTime(TypeDecorator):

@@ -13,22 +13,22 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import Base, UTCDateTime
+from engine.db import Base, UTCDateTime, string_enum
 
 
-class InstanceStatus(str, enum.Enum):
+class InstanceStatus(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
 
-class ItemStatus(str, enum.Enum):
+class ItemStatus(enum.StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
 
-class EventType(str, enum.Enum):
+class EventType(enum.StrEnum):
     INSTANCE_STARTED = "instance_started"
     INSTANCE_COMPLETED = "instance_completed"
     TASK_COMPLETED = "task_completed"
@@ -40,9 +40,11 @@ class EventType(str, enum.Enum):
     STAGE_ENTERED = "stage_entered"
     STAGE_LEFT = "stage_left"
     TIMER_FIRED = "timer_fired"
+    # A rung of a deadline's escalation ladder fired, or was skipped (engine/escalation.py).
+    ESCALATED = "escalated"
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     EMPLOYEE = "employee"
     MANAGER = "manager"
     DESIGNER = "designer"
@@ -57,8 +59,6 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     password_hash: Mapped[str | None] = mapped_column(String(300))
-    # Comma-separated Role values; a user has few roles and they are read with the user.
-    roles: Mapped[str] = mapped_column(String(100), default=Role.EMPLOYEE.value)
     active: Mapped[bool] = mapped_column(default=True)
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     locale: Mapped[str] = mapped_column(String(10), default="ru")
@@ -66,10 +66,22 @@ class User(Base):
 
     manager: Mapped[User | None] = relationship(remote_side=[id])
     groups: Mapped[list[Group]] = relationship(secondary="memberships", back_populates="members")
+    # Loaded on access: the queries that read a user's roles load them with the user
+    # (people.find_user, webui's sign-in), the others do not pay for them.
+    user_roles: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
     @property
-    def role_set(self) -> set[str]:
-        return {role for role in self.roles.split(",") if role}
+    def role_set(self) -> frozenset[Role]:
+        return frozenset(grant.role for grant in self.user_roles)
+
+
+class UserRole(Base):
+    """One role of a user; a user has any number, none included."""
+
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[Role] = mapped_column(string_enum(Role, 20), primary_key=True)
 
 
 class Group(Base):
@@ -120,7 +132,7 @@ class ProcessInstance(Base):
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"), index=True)
     process_key: Mapped[str] = mapped_column(String(200), index=True)
     business_key: Mapped[str | None] = mapped_column(String(200), index=True)
-    status: Mapped[str] = mapped_column(String(20), default=InstanceStatus.RUNNING.value)
+    status: Mapped[InstanceStatus] = mapped_column(string_enum(InstanceStatus, 20), default=InstanceStatus.RUNNING)
     # SpiffWorkflow's serialized workflow, without the spec (that lives in the definition).
     state: Mapped[str] = mapped_column(Text)
     # Incremented by every step (engine.runtime.statements.versioned_update, the only writer of
@@ -165,7 +177,7 @@ class WorkItem(Base):
     lane: Mapped[str | None] = mapped_column(String(200))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     priority: Mapped[int] = mapped_column(default=50)
-    status: Mapped[str] = mapped_column(String(20), default=ItemStatus.OPEN.value)
+    status: Mapped[ItemStatus] = mapped_column(string_enum(ItemStatus, 20), default=ItemStatus.OPEN)
     # Incremented by claim, reassign and completion: a form opened before them is stale.
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -183,11 +195,16 @@ class WorkItem(Base):
 
     @property
     def candidate_groups(self) -> list[str]:
-        return [c.name for c in self.candidates if c.kind == "group"]
+        return [c.name for c in self.candidates if c.kind == CandidateKind.GROUP]
 
     @property
     def candidate_users(self) -> list[str]:
-        return [c.name for c in self.candidates if c.kind == "user"]
+        return [c.name for c in self.candidates if c.kind == CandidateKind.USER]
+
+
+class CandidateKind(enum.StrEnum):
+    USER = "user"
+    GROUP = "group"
 
 
 class WorkItemCandidate(Base):
@@ -197,7 +214,7 @@ class WorkItemCandidate(Base):
     __table_args__ = (Index("ix_work_item_candidates_lookup", "kind", "name", "work_item_id"),)
 
     work_item_id: Mapped[int] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    kind: Mapped[CandidateKind] = mapped_column(string_enum(CandidateKind, 10), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
@@ -213,7 +230,7 @@ class HistoryEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"))
     work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), index=True)
-    type: Mapped[str] = mapped_column(String(40))
+    type: Mapped[EventType] = mapped_column(string_enum(EventType, 40))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str | None] = mapped_column(String(150))
     task_spec: Mapped[str | None] = mapped_column(String(200))
@@ -223,12 +240,20 @@ class HistoryEvent(Base):
 # -- deadlines, escalations and notifications (engine/escalation.py, engine/notifications.py) --
 
 
-class EscalationStatus(str, enum.Enum):
+class EscalationStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"
     # The item was closed, or a later level made this one pointless, before it was due.
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+
+
+class EscalationLevel(enum.StrEnum):
+    """The rungs of a deadline's ladder, in the order they fire (engine/escalation.py)."""
+
+    REMINDER = "reminder"
+    BREACH = "breach"
+    HEAD = "head"
 
 
 class Escalation(Base):
@@ -247,11 +272,12 @@ class Escalation(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)
     # None for a deadline of the whole instance (e.g. a claim's response deadline).
     work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), index=True)
-    level: Mapped[str] = mapped_column(String(20))
+    level: Mapped[EscalationLevel] = mapped_column(string_enum(EscalationLevel, 20))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The deadline this rung belongs to (the item's or the instance's due moment).
     deadline: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(20), default=EscalationStatus.PENDING.value)
+    status: Mapped[EscalationStatus] = mapped_column(string_enum(EscalationStatus, 20),
+                                                     default=EscalationStatus.PENDING)
     # The ladder's settings for this rung: recipients' rules, channels, priority, substitute.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -300,7 +326,7 @@ class Notification(Base):
     user: Mapped[User] = relationship()
 
 
-class OutboxStatus(str, enum.Enum):
+class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
@@ -323,7 +349,7 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING.value)
+    status: Mapped[OutboxStatus] = mapped_column(string_enum(OutboxStatus, 20), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

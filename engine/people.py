@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from engine.errors import NotFound, UnknownUser
-from engine.models import Group, Role, User, WorkItem
+from engine.models import Group, Role, User, UserRole, WorkItem
 
 
 def get_user(session: Session, username: str) -> User:
@@ -19,7 +19,9 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
-_USER_BY_NAME = select(User).where(User.username == bindparam("username"))
+# With the user's roles in the same query: whoever looks a user up by name mostly goes on
+# to check what they may do.
+_USER_BY_NAME = select(User).where(User.username == bindparam("username")).options(joinedload(User.user_roles))
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -57,7 +59,7 @@ def add_user(
         username=username,
         display_name=display_name or username,
         email=email,
-        roles=",".join(roles),
+        user_roles=[UserRole(role=Role(role)) for role in dict.fromkeys(roles)],
         password_hash=password_hash,
         locale=locale,
         manager=get_user(session, manager) if manager else None,

@@ -26,41 +26,41 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import Base, UTCDateTime
+from engine.db import Base, UTCDateTime, string_enum
 from engine.models import User
 
 
-class CustomerKind(str, enum.Enum):
+class CustomerKind(enum.StrEnum):
     ORGANISATION = "organisation"  # b2b
     PERSON = "person"  # b2c
 
 
-class PartnerRole(str, enum.Enum):
+class PartnerRole(enum.StrEnum):
     CUSTOMER = "customer"
     SUPPLIER = "supplier"
     COMPETITOR = "competitor"
     OTHER = "other"
 
 
-class CustomerStatus(str, enum.Enum):
+class CustomerStatus(enum.StrEnum):
     POTENTIAL = "potential"
     EXISTING = "existing"
     FORMER = "former"
 
 
-class DealKind(str, enum.Enum):
+class DealKind(enum.StrEnum):
     TYPICAL = "typical"
     MANUAL = "manual"
     PROJECT = "project"  # the non-process deal: no stages, tasks and interactions only
 
 
-class DealStatus(str, enum.Enum):
+class DealStatus(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     WON = "won"
     LOST = "lost"
 
 
-class ClaimStatus(str, enum.Enum):
+class ClaimStatus(enum.StrEnum):
     TRIAGE = "triage"
     INVESTIGATION = "investigation"
     RESOLUTION = "resolution"
@@ -68,7 +68,7 @@ class ClaimStatus(str, enum.Enum):
     CLOSED = "closed"
 
 
-class InteractionKind(str, enum.Enum):
+class InteractionKind(enum.StrEnum):
     MEETING = "meeting"
     CALL_IN = "call_in"
     CALL_OUT = "call_out"
@@ -77,10 +77,30 @@ class InteractionKind(str, enum.Enum):
     NOTE = "note"
 
 
-class InteractionStatus(str, enum.Enum):
+class InteractionStatus(enum.StrEnum):
     PLANNED = "planned"
     DONE = "done"
     CANCELLED = "cancelled"
+
+
+class CustomerKeyKind(enum.StrEnum):
+    """What a duplicate-check key was taken from (processes/customers.py)."""
+
+    NAME = "name"
+    INN = "inn"
+    PHONE = "phone"
+    EMAIL = "email"
+
+
+class MoveDirection(enum.StrEnum):
+    """How a deal's stage changed (processes/stages.py ``move_direction``)."""
+
+    START = "start"
+    FORWARD = "forward"  # to the next stage
+    SKIP = "skip"  # over stages
+    BACK = "back"
+    WON = "won"
+    LOST = "lost"
 
 
 class Customer(Base):
@@ -90,11 +110,11 @@ class Customer(Base):
     __table_args__ = (Index("ix_customers_curator", "curator_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    partner_role: Mapped[str] = mapped_column(String(20), default=PartnerRole.CUSTOMER.value)
+    kind: Mapped[CustomerKind] = mapped_column(string_enum(CustomerKind, 20))
+    partner_role: Mapped[PartnerRole] = mapped_column(string_enum(PartnerRole, 20), default=PartnerRole.CUSTOMER)
     name: Mapped[str] = mapped_column(String(300))
     inn: Mapped[str | None] = mapped_column(String(12), index=True)
-    status: Mapped[str] = mapped_column(String(20), default=CustomerStatus.POTENTIAL.value)
+    status: Mapped[CustomerStatus] = mapped_column(string_enum(CustomerStatus, 20), default=CustomerStatus.POTENTIAL)
     curator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     relationship_stage: Mapped[str | None] = mapped_column(String(100))
     importance: Mapped[str | None] = mapped_column(String(20))  # A, B, C
@@ -140,7 +160,7 @@ class CustomerKey(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(10))  # name, inn, phone, email
+    kind: Mapped[CustomerKeyKind] = mapped_column(string_enum(CustomerKeyKind, 10))
     value: Mapped[str] = mapped_column(String(320))
 
 
@@ -160,12 +180,12 @@ class Deal(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(30), unique=True)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[DealKind] = mapped_column(string_enum(DealKind, 20))
     title: Mapped[str] = mapped_column(String(300))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     curator_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
-    status: Mapped[str] = mapped_column(String(20), default=DealStatus.IN_PROGRESS.value)
+    status: Mapped[DealStatus] = mapped_column(string_enum(DealStatus, 20), default=DealStatus.IN_PROGRESS)
     current_stage: Mapped[str | None] = mapped_column(String(40))
     stage_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lost_reason: Mapped[str | None] = mapped_column(String(40))
@@ -210,7 +230,7 @@ class DealMove(Base):
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
     from_stage: Mapped[str | None] = mapped_column(String(40))
     to_stage: Mapped[str] = mapped_column(String(40))
-    direction: Mapped[str] = mapped_column(String(10))  # start, forward, skip, back, won, lost
+    direction: Mapped[MoveDirection] = mapped_column(string_enum(MoveDirection, 10))
     moved_by: Mapped[str | None] = mapped_column(String(150))
     moved_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str | None] = mapped_column(Text)
@@ -221,7 +241,7 @@ class DealMove(Base):
     # and opening moment, the keys of the funnel's cohorts, which never change.
     stay_days: Mapped[float | None] = mapped_column(Float)
     first_entry: Mapped[bool] = mapped_column(Boolean)
-    deal_kind: Mapped[str] = mapped_column(String(20))
+    deal_kind: Mapped[DealKind] = mapped_column(string_enum(DealKind, 20))
     deal_created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -255,7 +275,7 @@ class Claim(Base):
     essence: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(String(100))
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
-    status: Mapped[str] = mapped_column(String(20), default=ClaimStatus.TRIAGE.value)
+    status: Mapped[ClaimStatus] = mapped_column(string_enum(ClaimStatus, 20), default=ClaimStatus.TRIAGE)
     responsible_officer: Mapped[str | None] = mapped_column(String(150))
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     registered_by: Mapped[str | None] = mapped_column(String(150))  # None: the customer, self-service
@@ -313,8 +333,8 @@ class Interaction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[InteractionKind] = mapped_column(string_enum(InteractionKind, 20))
+    status: Mapped[InteractionStatus] = mapped_column(string_enum(InteractionStatus, 20))
     subject: Mapped[str] = mapped_column(String(300))
     notes: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it happened or is planned

@@ -15,7 +15,7 @@ from functools import wraps
 from flask import abort, current_app
 from flask_login import UserMixin, current_user
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from engine.models import EventType, Group, HistoryEvent, ProcessInstance, Role, User, WorkItem, WorkItemCandidate
 from engine.runtime import Engine
@@ -83,7 +83,7 @@ def load_person(session: Session, user: User) -> Person:
 
 def person_by_id(user_id: int) -> Person | None:
     with engine().reading() as session:
-        user = session.get(User, user_id, options=[selectinload(User.groups)])
+        user = session.get(User, user_id, options=[joinedload(User.user_roles), selectinload(User.groups)])
         return load_person(session, user) if user is not None else None
 
 

@@ -6,13 +6,16 @@ revisions with ``alembic revision --autogenerate -m "..."`` from the repository 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine
+
+from engine.errors import CrmflowError
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,3 +54,64 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
                 raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
         finally:
             driver.execute("PRAGMA foreign_keys=ON")
+
+
+# {table: {column: the values it may hold}}, as a revision states them: a revision keeps the
+# values of its day, whatever the enums of the models say later.
+AllowedValues = Mapping[str, Mapping[str, Sequence[str]]]
+
+
+class MigrationRefused(CrmflowError):
+    """Stored rows the new schema would not accept. The revision stops before it changes
+    anything, so the database stays at the revision before it."""
+
+
+def values_outside(connection: Connection, allowed: AllowedValues) -> list[str]:
+    """One line per table.column that holds values outside ``allowed``: the values and how
+    many rows hold each."""
+    problems = []
+    for table, columns in allowed.items():
+        for column, values in columns.items():
+            stored = sa.column(column)
+            rows = connection.execute(
+                sa.select(stored, sa.func.count()).select_from(sa.table(table, stored))
+                .where(stored.not_in(values)).group_by(stored).order_by(stored)
+            ).all()
+            if rows:
+                found = ", ".join(f"{value!r} ({count} {'row' if count == 1 else 'rows'})" for value, count in rows)
+                problems.append(f"{table}.{column}: {found}; allowed: {', '.join(values)}")
+    return problems
+
+
+def refuse_unless_empty(revision: str, problems: Sequence[str]) -> None:
+    if problems:
+        raise MigrationRefused(
+            f"The upgrade stopped before revision {revision} and changed nothing of it: the database holds "
+            "values that this version of crmflow does not accept.\n  " + "\n  ".join(problems)
+            + "\nCorrect or delete those rows, then run `crmflow init-db` again."
+        )
+
+
+def check_constraint_name(table: str, column: str) -> str:
+    """The name the models' naming convention gives the CHECK constraint of an enum column."""
+    return f"ck_{table}_{column}"
+
+
+def add_value_checks(allowed: AllowedValues) -> None:
+    """A CHECK constraint per column that it holds one of its values. SQLite cannot add a
+    constraint to a table: batch mode rebuilds it (foreign keys: see ``migration_connection``)."""
+    from alembic import op
+
+    for table, columns in allowed.items():
+        with op.batch_alter_table(table) as batch:
+            for column, values in columns.items():
+                batch.create_check_constraint(check_constraint_name(table, column), sa.column(column).in_(values))
+
+
+def drop_value_checks(allowed: AllowedValues) -> None:
+    from alembic import op
+
+    for table, columns in allowed.items():
+        with op.batch_alter_table(table) as batch:
+            for column in columns:
+                batch.drop_constraint(check_constraint_name(table, column), type_="check")

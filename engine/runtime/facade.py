@@ -189,7 +189,8 @@ class Engine:
 
     def users(self) -> list[User]:
         with self.reading() as session:
-            return list(session.scalars(select(User).options(selectinload(User.groups)).order_by(User.username)))
+            return list(session.scalars(select(User).options(selectinload(User.groups), selectinload(User.user_roles))
+                                        .order_by(User.username)))
 
     def groups(self) -> list[Group]:
         with self.reading() as session:

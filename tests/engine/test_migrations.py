@@ -11,6 +11,7 @@ from sqlalchemy import Enum, inspect
 import processes.analytics  # noqa: F401  (registers the domain's tables on Base.metadata)
 from engine.db import Base
 from engine.runtime import Engine
+from processes.system import build_system
 
 
 def engine_tables_only(obj, name, type_, reflected, compare_to):
@@ -43,8 +44,9 @@ def test_init_db_is_idempotent(sqlite_url):
 def test_every_enum_column_has_the_check_constraint_of_its_values(database_url):
     # Alembic's comparison leaves CHECK constraints out: the migrations must state the
     # values of the models' enums themselves.
-    engine = Engine(database_url)
-    engine.init_db()
+    system = build_system(database_url, webhooks=None)
+    system.init_db()
+    engine = system.engine
     inspector = inspect(engine.db)
     for table in Base.metadata.sorted_tables:
         expected = {f"ck_{table.name}_{column.name}": set(column.type.enums)

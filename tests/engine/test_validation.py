@@ -13,6 +13,7 @@ import pytest
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 
 from engine.bpmn import validation
+from engine.bpmn.validation import documents
 from engine.bpmn.validation import BpmnValidationError, Bundle, Problem, ProcessModel, load_bundle, validate_paths
 from support import DATA, REPOSITORY
 
@@ -101,7 +102,7 @@ def test_a_file_with_too_many_elements_is_refused_before_spiffworkflow_reads_it(
 
 
 def test_a_bundle_too_large_as_a_whole_is_refused(monkeypatch):
-    monkeypatch.setattr(validation, "MAX_BUNDLE_BYTES", 1000)
+    monkeypatch.setattr(documents, "MAX_BUNDLE_BYTES", 1000)
     files = {name: (HOSTILE / name).read_bytes() for name in ("bad_timer.bpmn", "bad_condition.bpmn")}
 
     problems = problems_of_bundle(files)
@@ -403,7 +404,7 @@ def test_validate_paths_reports_missing_paths_and_reads_files_it_is_given(tmp_pa
 
 
 def test_validate_paths_does_not_read_more_of_a_file_than_it_may_accept(tmp_path, monkeypatch):
-    monkeypatch.setattr(validation, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(documents, "MAX_FILE_BYTES", 100)
     given = {}
 
     def remember_files(files):

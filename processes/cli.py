@@ -47,13 +47,18 @@ def import_customers(system: System, file: Path, by: str, curator: str | None, r
 @click.command()
 @click.option("--reset", is_flag=True, help="Drop everything in the database first, then load the demo.")
 @click.option("--customers", default=300, show_default=True, help="How many customers to create.")
+@click.option("--logins", "logins_only", is_flag=True,
+              help="Load nothing: print the demo logins that still work (./scripts/run does, on every start).")
 @pass_system
-def demo(system: System, reset: bool, customers: int) -> None:
+def demo(system: System, reset: bool, customers: int, logins_only: bool) -> None:
     """Load a demo company: users in roles, customers, deals at every stage, claims."""
-    from processes.demo import DemoRefused, has_data, load_demo, wipe
+    from processes.demo import DemoRefused, demo_logins, has_data, load_demo, wipe
 
     engine = system.engine
     system.init_db()
+    if logins_only:
+        _print_logins(demo_logins(engine))
+        return
     if reset:
         wipe(engine)
         click.echo("Database wiped.")
@@ -66,6 +71,13 @@ def demo(system: System, reset: bool, customers: int) -> None:
         users = load_demo(engine.database_url, customers=customers, echo=click.echo)
     except DemoRefused as refused:
         raise click.ClickException(f"Refusing to load the demo: {refused}.") from None
+    _print_logins(users)
+
+
+def _print_logins(users) -> None:
+    if not users:
+        click.echo("No demo login works any more (the demo users are gone or their passwords changed).")
+        return
     click.echo("\nDemo logins (user / password / roles):")
     for user in users:
         click.echo(f"  {user.username:12} {user.password:16} {', '.join(user.roles)}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.models import Group, User
 from engine.runtime import Engine
@@ -107,6 +107,15 @@ def has_data(engine: Engine) -> str | None:
             demo = session.scalar(select(User.username).where(User.username == DEMO_USERS[0].username))
             return ("the database already has the demo data" if demo else f"the database already has {users} users")
     return None
+
+
+def demo_logins(engine: Engine) -> list[DemoUser]:
+    """The demo users who still sign in with their demo password (none once it is changed)."""
+    with engine.reading() as session:
+        hashes = dict(session.execute(select(User.username, User.password_hash).where(
+            User.username.in_([user.username for user in DEMO_USERS]), User.active.is_(True))).all())
+    return [user for user in DEMO_USERS
+            if hashes.get(user.username) and check_password_hash(hashes[user.username], user.password)]
 
 
 def wipe(engine: Engine) -> None:

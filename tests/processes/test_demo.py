@@ -62,3 +62,24 @@ def test_the_demo_company_is_loaded_refused_twice_and_reset(database_url):
     with engine.reading() as session:
         assert session.scalar(select(func.count()).select_from(Customer)) == 30
     engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_start_prints_the_demo_logins_that_still_work(database_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from processes.demo import load_demo
+    from webui.cli import command_line
+
+    monkeypatch.setenv("CRMFLOW_DATABASE_URL", database_url)
+    load_demo(database_url, customers=5, echo=lambda line: None)
+    engine = Engine(database_url)
+    with engine.transaction() as session:  # ivanova chose a password of her own
+        session.scalar(select(User).where(User.username == "ivanova")).password_hash = "scrypt:changed"
+    engine.dispose()
+
+    printed = CliRunner().invoke(command_line(), ["demo", "--logins"])
+    assert printed.exit_code == 0, printed.output
+    assert "  petrov       petrov-demo " in printed.output
+    assert "ivanova" not in printed.output
+    assert CliRunner().invoke(command_line(), ["users", "list"]).output.count("\n") == len(DEMO_USERS)

@@ -1,7 +1,7 @@
 """The crmflow web UI: a Flask app on top of the engine facade.
 
-``create_app()`` builds the app from the environment (see ``webui.config``); tests pass an
-``Engine`` and overrides. Blueprints per area: ``auth`` (login, language), ``inbox``
+``create_app()`` builds the app from the environment (see ``webui.config``) on crmflow as
+``processes.system`` builds it; tests pass their ``System`` and overrides. Blueprints per area: ``auth`` (login, language), ``inbox``
 (employees), ``board`` (managers), ``designer`` (process definitions and the modeler),
 ``analytics`` (managers' funnel, plan and fact, claims, comparison and heatmap),
 ``instances`` (one process instance), ``customers`` (the customer card, starting deals and

@@ -1,0 +1,3 @@
+"""The BPMN language as crmflow runs it: the parser (Camunda extensions), the validator that
+explains every problem of a file, the RestrictedPython sandbox for scripts and expressions,
+Camunda's JUEL expressions, and the forms of user tasks."""

@@ -35,6 +35,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine import people
 from engine.bpmn.forms import clean_submission, form_fields, json_safe
 from engine.bpmn.scripting import SandboxedScriptEngine
+from engine.bpmn.timers import step_moment
 from engine.bpmn.validation import Bundle, load_bundle, validate_paths
 from engine.db import create_db_engine, session_factories
 from engine.deadlines.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of, due_calculator_for
@@ -583,8 +584,9 @@ class Engine:
         ready_before = _ready_human_tasks(workflow)
         timers_before = _due_timer_count(workflow, now)
         try:
-            changed()
-            _run_to_wait_state(workflow)
+            with step_moment(now):  # the step's timers tell the time by the step's moment
+                changed()
+                _run_to_wait_state(workflow)
         except SpiffWorkflowException as problem:
             raise ProcessFailed(_describe_failure(problem)) from problem
 

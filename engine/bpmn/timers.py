@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -59,7 +60,7 @@ class ClockedTimeDateEventDefinition(TimeDateEventDefinition):
         if event_value is None:
             event_value = my_task.workflow.script_engine.evaluate(my_task, self.expression)
             my_task._set_internal_data(event_value=event_value)
-        if TimerEventDefinition.parse_time_or_duration(event_value) <= current_moment():
+        if _parsed(my_task, "date", event_value, _date) <= current_moment():
             my_task._set_internal_data(event_fired=True)
         return my_task._get_internal_data("event_fired", False)
 
@@ -72,7 +73,7 @@ class ClockedDurationTimerEventDefinition(DurationTimerEventDefinition):
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            duration = TimerEventDefinition.parse_iso_duration(expression)
+            duration = _parsed(my_task, "duration", expression, TimerEventDefinition.parse_iso_duration)
             event_value = (now + TimerEventDefinition.get_timedelta_from_start(duration, now)).isoformat()
             my_task._set_internal_data(event_value=event_value)
         if TimerEventDefinition.get_datetime(event_value) <= now:
@@ -88,7 +89,8 @@ class ClockedCycleTimerEventDefinition(CycleTimerEventDefinition):
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            cycles, start, duration = recurring_interval(expression, now)
+            cycles, start, duration = _parsed(my_task, "cycle", expression,
+                                             lambda text: recurring_interval(text, now))
             event_value = {"cycles": cycles, "next": start.isoformat(), "duration": duration.total_seconds()}
 
         # Ready: the parent task makes another child; event_fired: every cycle has run.
@@ -130,6 +132,26 @@ def recurring_interval(expression: str, now: datetime) -> tuple[int, datetime, t
     return cycles, start, duration
 
 
+def _date(text: str) -> datetime:
+    moment = TimerEventDefinition.parse_time_or_duration(text)
+    if not isinstance(moment, datetime):
+        raise ValueError("a duration where a date-time belongs")
+    return moment
+
+
+def _parsed(my_task, kind: str, value, parse):
+    """``parse(value)``; a value the process computed that is no timer fails the step, naming the
+    task (SpiffWorkflow's parsers raise bare exceptions, which would escape the engine's errors)."""
+    try:
+        return parse(value)
+    except Exception as problem:
+        raise WorkflowTaskException(f"The timer's {kind} {value!r} is not an ISO 8601 {kind} (such as "
+                                    f"{_EXAMPLES[kind]})", task=my_task, exception=problem) from problem
+
+
+_EXAMPLES = {"date": "2026-12-01T09:00:00Z", "duration": "PT2H or P2D", "cycle": "R3/P1D"}
+
+
 _CLOCKED = {
     TimeDateEventDefinition: ClockedTimeDateEventDefinition,
     DurationTimerEventDefinition: ClockedDurationTimerEventDefinition,
@@ -137,9 +159,9 @@ _CLOCKED = {
 }
 # What the state codec names them: SpiffWorkflow's own names, so that what plain SpiffWorkflow
 # wrote loads as timers on the engine's clock, and what crmflow writes plain SpiffWorkflow reads.
-SERIALIZED_NAMES = {clocked: spiff.__name__ for spiff, clocked in _CLOCKED.items()}
+SERIALIZED_NAMES = {ours: spiff.__name__ for spiff, ours in _CLOCKED.items()}
 
 
 def clocked(definition: TimerEventDefinition) -> TimerEventDefinition:
-    """The engine-clock timer of one SpiffWorkflow's parser built."""
+    """The engine-clock twin of a timer SpiffWorkflow's parser built."""
     return _CLOCKED[type(definition)](definition.name, definition.expression, description=definition.description)

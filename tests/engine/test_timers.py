@@ -14,6 +14,7 @@ from sqlalchemy import select
 from engine.bpmn.parser import CrmParser
 from engine.bpmn.scripting import SandboxedScriptEngine
 from engine.bpmn.timers import ClockedDurationTimerEventDefinition, recurring_interval, step_moment
+from engine.errors import ProcessFailed
 from engine.models import EventType, ItemStatus, ProcessInstance, User, WorkItem
 from engine.runtime.state import StateCodec
 from support import DATA
@@ -27,7 +28,7 @@ WAIT = """<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>
     <bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="pause"/>
     <bpmn:intermediateCatchEvent id="pause"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>
-      <bpmn:timerEventDefinition><bpmn:timeDuration>{duration}</bpmn:timeDuration></bpmn:timerEventDefinition>
+      <bpmn:timerEventDefinition><bpmn:{tag}>{time}</bpmn:{tag}></bpmn:timerEventDefinition>
     </bpmn:intermediateCatchEvent>
     <bpmn:sequenceFlow id="f1" sourceRef="pause" targetRef="end"/>
     <bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
@@ -86,11 +87,22 @@ def test_a_state_stored_before_the_engine_clock_loads_and_its_timers_fire(engine
 
 
 def test_a_duration_in_months_counts_the_months_of_the_engine_clock(engine, clock, tmp_path):
-    (tmp_path / "wait.bpmn").write_text(WAIT.format(duration="P1M"))
+    (tmp_path / "wait.bpmn").write_text(WAIT.format(tag="timeDuration", time="P1M"))
     engine.deploy([tmp_path / "wait.bpmn"])
     clock.now = datetime(2027, 2, 1, 9, tzinfo=timezone.utc)
     instance = engine.start("wait")
     assert instance.next_wakeup_at == datetime(2027, 3, 1, 9, tzinfo=timezone.utc)  # February's 28 days
+
+
+@pytest.mark.parametrize(("tag", "kind", "value"), [("timeDuration", "duration", "soon"),
+                                                   ("timeDate", "date", "P2D"), ("timeCycle", "cycle", "R3")])
+def test_a_computed_time_that_is_no_time_fails_the_step_and_names_the_timer(engine, tmp_path, tag, kind, value):
+    (tmp_path / "wait.bpmn").write_text(WAIT.format(tag=tag, time="${when}"))
+    engine.deploy([tmp_path / "wait.bpmn"])
+    with pytest.raises(ProcessFailed, match=f"'pause': The timer's {kind} '{value}' is not an ISO 8601 {kind}"):
+        engine.start("wait", {"when": value})
+    with engine.reading() as session:
+        assert session.scalar(select(ProcessInstance.id)) is None
 
 
 @pytest.mark.parametrize("expression", ["R3/2027-02-01T09:00:00+00:00/PT2H", "R2/P1M/2027-03-01T00:00:00+00:00",
@@ -109,7 +121,7 @@ def test_a_cycle_of_intervals_only_starts_one_interval_after_the_step():
 def test_a_timer_run_outside_an_engine_step_is_refused(tmp_path):
     parser = CrmParser()
     path = tmp_path / "wait.bpmn"
-    path.write_text(WAIT.format(duration="PT1H"))
+    path.write_text(WAIT.format(tag="timeDuration", time="PT1H"))
     parser.add_bpmn_file(str(path))
     with pytest.raises(RuntimeError, match="outside an engine step"):
         BpmnWorkflow(parser.get_spec("wait"), script_engine=SandboxedScriptEngine()).do_engine_steps()
@@ -124,7 +136,7 @@ def test_the_state_codec_keeps_spiffworkflow_s_names_for_engine_clock_timers(tmp
     """What the state keeps of an event (``bpmn_events``) carries its definition by name."""
     parser = CrmParser()
     path = tmp_path / "wait.bpmn"
-    path.write_text(WAIT.format(duration="PT1H"))
+    path.write_text(WAIT.format(tag="timeDuration", time="PT1H"))
     parser.add_bpmn_file(str(path))
     spec = parser.get_spec("wait")
     script_engine = SandboxedScriptEngine()

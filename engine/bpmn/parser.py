@@ -2,8 +2,9 @@
 process designers actually use on user tasks and timers.
 
 SpiffWorkflow 3.2 reads ``camunda:formData`` but ignores ``camunda:assignee``,
-``candidateUsers``, ``candidateGroups``, ``dueDate`` and ``priority``; and it evaluates
-timer expressions as Python, so ``PT1H`` as Camunda Modeler writes it is a NameError.
+``candidateUsers``, ``candidateGroups``, ``dueDate`` and ``priority``; it evaluates
+timer expressions as Python, so ``PT1H`` as Camunda Modeler writes it is a NameError; and
+its timers read the wall clock, so the parser gives them the engine's (engine/bpmn/timers.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from SpiffWorkflow.camunda.parser.task_spec import UserTaskParser
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 
 from engine.bpmn.expressions import camunda_to_python, iso8601_literal
+from engine.bpmn.timers import clocked
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 
@@ -82,14 +84,15 @@ class CrmUserTaskParser(UserTaskParser):
 
 class TimerExpressionMixin(EventDefinitionParser):
     """Timer expressions as Camunda writes them: ``PT1H``, ``R3/P1D``,
-    ``2026-12-01T09:00:00Z`` or ``${followUpDate}``, rather than Python source."""
+    ``2026-12-01T09:00:00Z`` or ``${followUpDate}``, rather than Python source; and timers
+    that tell the time by the engine's clock."""
 
     def parse_timer_event(self, event):
         for tag in ("timeDate", "timeDuration", "timeCycle"):
             for node in self.xpath(f".//bpmn:{tag}"):
                 if node.text is not None:
                     node.text = timer_expression_to_python(node.text)
-        return super().parse_timer_event(event)
+        return clocked(super().parse_timer_event(event))
 
 
 def timer_expression_to_python(text: str) -> str:

@@ -178,11 +178,6 @@ class WebhookSender(OutboxSender):
         super().__init__(engine, smtp=None, **options)
         self.settings = settings
 
-    @classmethod
-    def from_environment(cls, engine, **options: Any) -> WebhookSender | None:
-        settings = WebhookSettings.from_environment()
-        return cls(engine, settings, **options) if settings is not None else None
-
     def _transport(self, message_id: int, recipient: str, subject: str, body: str) -> str:
         data = body.encode("utf-8")
         request = urllib.request.Request(recipient, data=data, method="POST", headers={

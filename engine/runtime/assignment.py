@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
-from engine.errors import ProcessFailed
 from engine.bpmn.expressions import is_wrapped, iso8601_literal
+from engine.errors import ProcessFailed
 
 DEFAULT_PRIORITY = 50
 

@@ -13,9 +13,12 @@ from decimal import Decimal
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+
+from engine.bpmn.timers import SERIALIZED_NAMES
 
 STATE_FORMAT = 1
 
@@ -39,6 +42,9 @@ class LiveStateConverter(BpmnWorkflowConverter):
 
 def _registry():
     registry = BpmnWorkflowSerializer.configure({**CAMUNDA_CONFIG, BpmnWorkflow: LiveStateConverter})
+    # The state leaves the spec out, but events it keeps (bpmn_events) carry their definition.
+    for timer_class, typename in SERIALIZED_NAMES.items():
+        TimerConditionalEventDefinitionConverter(timer_class, registry, typename)
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     return registry

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from engine.bpmn.timers import step_moment
 from engine.deadlines.calendar import due_calculator_for
 from engine.errors import ProcessFailed, UnknownUser
 from engine.models import EventType, HistoryEvent, InstanceStatus, ItemStatus
@@ -102,8 +103,9 @@ class Stepper:
         ready_before = ready_human_tasks(workflow)
         timers_before = due_timer_count(workflow, now)
         try:
-            changed()
-            run_to_wait_state(workflow)
+            with step_moment(now):  # the step's timers tell the time by the step's moment
+                changed()
+                run_to_wait_state(workflow)
         except SpiffWorkflowException as problem:
             raise ProcessFailed(describe_failure(problem)) from problem
 

@@ -19,6 +19,11 @@ Jobs:
 - ``webhooks`` (every ``outbox_interval``, when CRMFLOW_WEBHOOK_URLS is set): posts due
   webhook events the same way (engine/webhooks.py).
 - ``heartbeat`` (every 10 s): tells other processes this scheduler is alive (engine/heartbeat.py).
+
+What is due is decided by the engine's clock (``engine.clock``), as every step is: a
+scheduler on a fake clock fires timers and escalations as of that clock. APScheduler runs
+the jobs on the wall clock, so an exact wake-up is planned as a delay: the timer's moment
+less the engine's now.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ class Scheduler:
         escalation.worker = self.worker
         self.sender = OutboxSender(engine, smtp, worker=self.worker) if smtp is not None else None
         self.webhooks = WebhookSender(engine, webhooks, worker=self.worker) if webhooks is not None else None
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = engine.clock()
         self.poll = poll
         self.sweep_interval = sweep_interval
         self.outbox_interval = outbox_interval
@@ -67,8 +72,10 @@ class Scheduler:
         )
         self._sweep_lock = threading.Lock()
 
-    def start(self) -> Scheduler:
-        now = datetime.now(timezone.utc)
+    def start(self, paused: bool = False) -> Scheduler:
+        """Plan the jobs and run them in the background threads. ``paused``: plan them but
+        run none, for a caller that runs the jobs itself (the tests, on a fake clock)."""
+        now = _wall_clock()  # APScheduler's time: run each job at once
         self.scheduler.add_job(self.tick, "interval", seconds=self.poll, id="tick", next_run_time=now)
         self.scheduler.add_job(self.sweep, "interval", seconds=self.sweep_interval, id="escalations",
                                next_run_time=now)
@@ -82,7 +89,7 @@ class Scheduler:
                                    next_run_time=now)
         self.scheduler.add_job(self.beat, "interval", seconds=heartbeat.INTERVAL_SECONDS, id="heartbeat",
                                next_run_time=now)
-        self.scheduler.start()
+        self.scheduler.start(paused=paused)
         log.info("Scheduler %s started (poll %.1fs, sweep %.0fs)", self.worker, self.poll, self.sweep_interval)
         return self
 
@@ -95,17 +102,18 @@ class Scheduler:
     # -- jobs --------------------------------------------------------------------------
 
     def tick(self) -> None:
-        now = datetime.now(timezone.utc)
+        now = self.engine.clock()
         horizon = now + timedelta(seconds=self.poll)
+        wall_now = _wall_clock()
         for instance_id, moment in self._upcoming_wakeups(horizon):
             # An exact wake-up at the timer's moment (at once if it is past), run by the
             # thread pool: a slow instance does not hold up the others or the next tick.
-            self.scheduler.add_job(self.wake, "date", run_date=max(moment, now), args=[instance_id],
-                                   id=f"wake:{instance_id}", replace_existing=True)
+            self.scheduler.add_job(self.wake, "date", run_date=wall_now + max(moment - now, timedelta(0)),
+                                   args=[instance_id], id=f"wake:{instance_id}", replace_existing=True)
         due = self.escalation.next_due()
         if due is not None and due <= now and not self._sweep_lock.locked():
             # In the sweep's own job: a long sweep must not delay the timers.
-            self.scheduler.modify_job("escalations", next_run_time=now)
+            self.scheduler.modify_job("escalations", next_run_time=wall_now)
 
     def wake(self, instance_id: int) -> None:
         """Fire an instance's due timers, if they are still due (another scheduler, or the
@@ -113,7 +121,7 @@ class Scheduler:
         with self.engine.reading() as session:
             moment = session.scalar(select(ProcessInstance.next_wakeup_at).where(
                 ProcessInstance.id == instance_id, ProcessInstance.status == InstanceStatus.RUNNING.value))
-        if moment is None or moment > datetime.now(timezone.utc):
+        if moment is None or moment > self.engine.clock():
             return
         try:
             self.engine.wake(instance_id)
@@ -127,7 +135,7 @@ class Scheduler:
         if not self._sweep_lock.acquire(blocking=False):
             return
         try:
-            result = self.escalation.sweep(now=datetime.now(timezone.utc))
+            result = self.escalation.sweep(now=self.engine.clock())
             if result.fired or result.skipped:
                 log.info("Escalated %s (skipped %s): %s", result.fired, result.skipped, result.by_level)
         finally:
@@ -155,6 +163,10 @@ class Scheduler:
                 .order_by(ProcessInstance.next_wakeup_at)
                 .limit(limit)
             ))
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def start_embedded(engine, escalation: EscalationService, **options) -> Scheduler:

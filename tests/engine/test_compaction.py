@@ -9,12 +9,15 @@ iterations with a tree that does not grow.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn.parser import CrmParser
 from engine.bpmn.scripting import SandboxedScriptEngine
+from engine.bpmn.timers import step_moment
 from engine.runtime.compaction import compact
 from engine.runtime.state import StateCodec
 from support import TEST_BPMN
@@ -22,6 +25,13 @@ from support import TEST_BPMN
 BPMN = TEST_BPMN
 script_engine = SandboxedScriptEngine()
 codec = StateCodec()
+
+
+@pytest.fixture(autouse=True)
+def moment():
+    """These runs are no engine steps: their timers are told the time as a step would tell them."""
+    with step_moment(datetime(2026, 11, 23, 9, tzinfo=timezone.utc)):
+        yield
 
 
 def load(file: str, key: str):

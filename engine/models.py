@@ -138,7 +138,7 @@ class ProcessInstance(Base):
     # Incremented by every step (engine.runtime.statements.versioned_update, the only writer of
     # an instance after its start): a step whose UPDATE finds another version lost a race it
     # should not have been in, and its transaction is retried.
-    version: Mapped[int] = mapped_column()
+    version: Mapped[int] = mapped_column(default=1)
     current_stage: Mapped[str | None] = mapped_column(String(300))
     started_by: Mapped[str | None] = mapped_column(String(150))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)

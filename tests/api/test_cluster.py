@@ -138,7 +138,7 @@ def test_two_web_processes_and_two_workers_on_one_postgresql(database_url, tmp_p
     logs = {path.name: path.read_text() for path in tmp_path.glob("*.log")}
     assert exits == [0, 0, 0, 0], logs
     # A sweep after the workers' finds nothing left to fire: no rung fires a second time.
-    assert engine.escalation.sweep().fired == 0
+    assert system.escalation.sweep().fired == 0
 
     # Nothing lost: every start answered 201 and is in the database, once.
     assert Counter(status for status, _ in outcomes["start"]) == {201: INSTANCES}

@@ -68,6 +68,8 @@ from engine.db import Base, UTCDateTime, session_factories, sqlite_percentiles
 from engine.deadlines.calendar import WorkingCalendar
 from engine.deadlines.escalation import BREACH, HEAD
 from engine.models import Escalation, EscalationStatus, ItemStatus, ProcessInstance, User, WorkItem
+from engine.runtime.queries import ORDER as WORK_ITEM_ORDER
+from engine.runtime.queries import WorkItemQuery
 from processes.models import Claim, ClaimStatus, Customer, Deal, DealKind, DealMove, DealStagePlan, DealStatus
 from processes.stages import STAGE_CODES, WON
 
@@ -960,15 +962,15 @@ class HeatItem:
     due_at: datetime | None
 
 
-def _open_items_of(process_key: str, scope: ColumnElement[bool] | None) -> ColumnElement[bool]:
-    condition = and_(WorkItem.status == ItemStatus.OPEN.value, ProcessInstance.process_key == process_key)
-    return and_(condition, scope) if scope is not None else condition
+def _open_items_of(process_key: str, scope: WorkItemQuery | None) -> ColumnElement[bool]:
+    """The scope's items (by default every open item) of the process's instances (joined)."""
+    return and_((scope or WorkItemQuery()).condition(), ProcessInstance.process_key == process_key)
 
 
 def overdue_heatmap(session: Session, process_key: str, now: datetime,
-                    scope: ColumnElement[bool] | None = None) -> list[TaskHeat]:
-    """Per task of the process (every version), its open work items within ``scope``:
-    how many, how many overdue, their median age and the longest overdue."""
+                    scope: WorkItemQuery | None = None) -> list[TaskHeat]:
+    """Per task of the process (every version), the work items of ``scope`` (by default
+    every open item): how many, how many overdue, their median age and the longest overdue."""
     condition = _open_items_of(process_key, scope)
     overdue = WorkItem.due_at < now
     ages = (select(WorkItem.task_spec.label("key"), days_between(_moment(now), WorkItem.created_at).label("value"))
@@ -984,9 +986,10 @@ def overdue_heatmap(session: Session, process_key: str, now: datetime,
     return sorted(heat, key=lambda task: (-(task.overdue_share or 0), -task.open_items, task.task_spec))
 
 
-def heatmap_items(session: Session, process_key: str, task_spec: str, scope: ColumnElement[bool] | None = None,
+def heatmap_items(session: Session, process_key: str, task_spec: str, scope: WorkItemQuery | None = None,
                   limit: int | None = None) -> tuple[int, list[HeatItem]]:
-    """The open items of one task, the earliest deadline first, and how many there are."""
+    """The items of one task within ``scope`` (by default every open item), in the work
+    items' order (the earliest deadline first), and how many there are."""
     condition = and_(_open_items_of(process_key, scope), WorkItem.task_spec == task_spec)
     total = session.scalar(select(func.count()).select_from(WorkItem)
                            .join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id).where(condition))
@@ -996,6 +999,6 @@ def heatmap_items(session: Session, process_key: str, task_spec: str, scope: Col
         .join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id)
         .outerjoin(User, User.id == WorkItem.assignee_id)
         .where(condition)
-        .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
+        .order_by(*WORK_ITEM_ORDER)
         .limit(limit))
     return total, [HeatItem(*row) for row in rows]

@@ -6,7 +6,7 @@ download (``<page>.csv?table=<name>`` with the page's filters). The figures come
 ``processes.analytics`` (SQL aggregation); this module picks the period, limits the figures
 to the people the viewer is responsible for, and presents them.
 
-Who sees what: managers the deals, work and escalations of their team (``team_ids``: reports
+Who sees what: managers the deals, work and escalations of their team (``readmodel.team_ids``: reports
 down the line and members of the groups they head) and their own; admins everyone's. The
 claims analytics (C6) are company-wide figures about departments and reasons, for every
 manager; the list of late claims follows the responsible officers of the viewer's team.
@@ -33,16 +33,15 @@ from flask_babel import lazy_gettext
 from flask_login import current_user
 from lxml import etree
 from markupsafe import Markup, escape
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
 
-from engine.models import Group, Membership, ProcessDefinition, User, WorkItem
+from engine.runtime.queries import WorkItemQuery, assigned_to, department
 from processes import analytics
 from processes.analytics import INDICATORS, FUNNEL_KINDS, Period, WorkingDays
 from processes.crm import CLAIM_REASONS
 from processes.stages import STAGE_CODES
-from webui.access import candidate_filter, engine, role_required, team_ids
-from webui.board import department_condition
+from webui import readmodel
+from webui.access import engine, role_required
 from webui.diagrams import process_file
 from webui.i18n import Dates, label, lost_reason
 
@@ -247,18 +246,12 @@ class Audience:
 
 def _audience(session: Session) -> Audience:
     person = current_user
-    users = select(User.id, User.username, User.display_name)
-    groups = select(Group.name, Group.display_name)
-    if not person.is_admin:
-        ids = team_ids(session, person) | {person.id}
-        users = users.where(User.id.in_(ids))
-        groups = groups.where(or_(Group.head_id == person.id,
-                                  Group.id.in_(select(Membership.group_id).where(Membership.user_id.in_(ids)))))
-    return Audience(
-        everyone=person.is_admin,
-        people={user_id: (username, name) for user_id, username, name in session.execute(users)},
-        departments=dict(session.execute(groups.order_by(Group.display_name)).all()),
-    )
+    if person.is_admin:
+        people, departments = readmodel.people_named(session, None), readmodel.departments(session)
+    else:
+        ids = readmodel.team_ids(session, person) | {person.id}
+        people, departments = readmodel.people_named(session, ids), readmodel.departments_of(session, person.id, ids)
+    return Audience(everyone=person.is_admin, people=people, departments=departments)
 
 
 def _chosen_people(session: Session, audience: Audience, filters: Filters) -> Collection[int] | None:
@@ -266,13 +259,12 @@ def _chosen_people(session: Session, audience: Audience, filters: Filters) -> Co
     if filters.manager:
         chosen = [user_id for user_id, (username, _name) in audience.people.items() if username == filters.manager]
         if not chosen:
-            abort(403 if session.scalar(select(User.id).where(User.username == filters.manager)) else 404)
+            abort(403 if readmodel.user_exists(session, filters.manager) else 404)
         return chosen
     if filters.department:
         if filters.department not in audience.departments:
             abort(404)
-        members = set(session.scalars(select(Membership.user_id).join(Group, Group.id == Membership.group_id)
-                                      .where(Group.name == filters.department)))
+        members = readmodel.member_ids(session, filters.department)
         return members if audience.everyone else members & audience.ids
     return None if audience.everyone else audience.ids
 
@@ -594,8 +586,7 @@ def plan_csv():
 def _claims(filters: Filters) -> tuple[dict[str, str], analytics.ClaimsAnalytics]:
     working_days = _working_days([filters.period])
     with _session() as session:
-        departments = dict(session.execute(select(Group.name, Group.display_name)
-                                           .order_by(Group.display_name)).all())
+        departments = readmodel.departments(session)
         if filters.department and filters.department not in departments:
             abort(404)
         return departments, analytics.claims_analytics(session, filters.period, _zone(), working_days,
@@ -790,9 +781,7 @@ def _heatmap(filters: Filters, item_limit: int | None) -> tuple[Audience, Heatma
     now = engine().clock()
     with _session() as session:
         audience = _audience(session)
-        latest = {definition.key: definition for definition in session.scalars(
-            select(ProcessDefinition).options(undefer(ProcessDefinition.sources))
-            .order_by(ProcessDefinition.key, ProcessDefinition.version))}
+        latest = readmodel.latest_definitions(session)
         if not latest:
             abort(404)
         process_key = request.args.get("process") or ("typical_sale" if "typical_sale" in latest else min(latest))
@@ -808,16 +797,14 @@ def _heatmap(filters: Filters, item_limit: int | None) -> tuple[Audience, Heatma
                              tasks, task, total, items)
 
 
-def _items_scope(session: Session, audience: Audience, filters: Filters):
+def _items_scope(session: Session, audience: Audience, filters: Filters) -> WorkItemQuery:
     """Open work items of the viewer's department (as on the overdue board), narrowed to
     one employee, or to one department's people and its queue."""
-    scope = department_condition(session, current_user)
+    scope = readmodel.department_query(session, current_user)
     if filters.manager:
-        return and_(scope, WorkItem.assignee_id.in_(list(_chosen_people(session, audience, filters))))
+        return scope.within(assigned_to(*_chosen_people(session, audience, filters)))
     if filters.department:
-        members = list(_chosen_people(session, audience, filters))
-        return and_(scope, or_(WorkItem.assignee_id.in_(members),
-                               WorkItem.assignee_id.is_(None) & candidate_filter([filters.department])))
+        return scope.within(department(_chosen_people(session, audience, filters), [filters.department]))
     return scope
 
 

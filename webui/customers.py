@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import deque
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -14,29 +13,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.errors import NotFound
-from engine.runtime import Engine
-from processes.crm import CLAIM_REASONS, ClaimDraft, Crm
+from processes.crm import CLAIM_REASONS, ClaimDraft
 from processes.customers import CustomerDraft
 from processes.errors import DuplicateCustomer, InvalidData
 from processes.normalize import normal_email, normal_inn, normal_phone
 from processes.models import CustomerKind, DealKind, InteractionKind, InteractionStatus
-from webui.access import engine, role_required
+from webui.access import crm, engine, role_required
 
 bp = Blueprint("customers", __name__)
 STAFF = ("employee", "manager")
 MAX_ATTACHMENTS = 5
-
-_crms: weakref.WeakKeyDictionary[Engine, Crm] = weakref.WeakKeyDictionary()
-_crms_lock = threading.Lock()
-
-
-def crm() -> Crm:
-    """One facade per engine: it listens to the engine's steps, and two would record twice."""
-    with _crms_lock:
-        facade = _crms.get(engine())
-        if facade is None:
-            facade = _crms[engine()] = Crm(engine())
-        return facade
 
 
 def init_app(app) -> None:

@@ -54,7 +54,7 @@ def sort_key(item) -> tuple:
 # -- scopes: whose items ---------------------------------------------------------------------
 
 
-def offered_condition(groups: Iterable[str], username: str | None = None) -> ColumnElement[bool]:
+def _offered_rows(groups: Iterable[str], username: str | None = None) -> ColumnElement[bool]:
     """On candidate rows: offered to one of the groups (or to the user by name)."""
     condition = (WorkItemCandidate.kind == "group") & WorkItemCandidate.name.in_(list(groups))
     if username is not None:
@@ -63,7 +63,7 @@ def offered_condition(groups: Iterable[str], username: str | None = None) -> Col
 
 
 def _offered(groups: Iterable[str], username: str | None = None) -> ColumnElement[bool]:
-    return WorkItem.id.in_(select(WorkItemCandidate.work_item_id).where(offered_condition(groups, username)))
+    return WorkItem.id.in_(select(WorkItemCandidate.work_item_id).where(_offered_rows(groups, username)))
 
 
 def _assignee_in(user_ids: Collection[int]) -> ColumnElement[bool]:
@@ -92,7 +92,7 @@ class QueueOf:
 
     def narrow(self, query: Select) -> Select:
         # From the candidate rows, joined by key: see the module's docstring.
-        offered = (select(WorkItemCandidate.work_item_id).where(offered_condition(self.groups, self.username))
+        offered = (select(WorkItemCandidate.work_item_id).where(_offered_rows(self.groups, self.username))
                    .distinct().subquery())
         return query.join(offered, WorkItem.id == offered.c.work_item_id).where(WorkItem.assignee_id.is_(None))
 

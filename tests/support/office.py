@@ -80,7 +80,7 @@ def start_approval(engine, curator="ann", key="DEAL-1"):
 
 def crm_of(app):
     """The app's CRM facade (one per engine: a second would record every step twice)."""
-    from webui.customers import crm
+    from webui.access import crm
 
     with app.app_context():
         return crm()

@@ -219,11 +219,11 @@ def work_item_status(session: Session, item_id: int) -> str | None:
 INBOX_PAGE_SIZE = 50
 
 
-def inbox_queries(viewer: Viewer) -> dict[str, WorkItemQuery]:
+def inbox_queries(viewer: Viewer, search: str | None = None) -> dict[str, WorkItemQuery]:
     """The two halves of a person's inbox, disjoint by construction: the open items assigned
     to them, and the unassigned ones offered to them (by name or through a group)."""
-    return {"mine": WorkItemQuery().within(assigned_to(viewer.id)),
-            "queue": WorkItemQuery().within(queue_of(viewer.username, viewer.groups))}
+    return {"mine": WorkItemQuery(scopes=(assigned_to(viewer.id),), search=search),
+            "queue": WorkItemQuery(scopes=(queue_of(viewer.username, viewer.groups),), search=search)}
 
 
 def inbox_page(session: Session, viewer: Viewer, bucket: str, search: str, now: datetime,
@@ -232,7 +232,7 @@ def inbox_page(session: Session, viewer: Viewer, bucket: str, search: str, now: 
     (items, counts, risk_until, more). The halves are queried apart and merged (see
     ``engine.runtime.queries``)."""
     buckets = Buckets(now, calendar.add_working_days(now, 1))
-    halves = {name: query.where(search=search) for name, query in inbox_queries(viewer).items()}
+    halves = inbox_queries(viewer, search)
     listed = [name for name in halves if bucket in ("all", "overdue", "at_risk", name)]
 
     def narrowed(query: WorkItemQuery) -> WorkItemQuery:

@@ -25,9 +25,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -39,7 +41,8 @@ _NO_DEADLINE = datetime.max.replace(tzinfo=timezone.utc)
 
 @dataclass(frozen=True)
 class Key:
-    """Where an item stands in ``ORDER``: what ``keys`` returns, and a keyset page's cursor."""
+    """Where an item stands in ``ORDER``: a keyset page's cursor. (``keys`` returns rows
+    with the same three attributes.)"""
 
     due_at: datetime | None
     priority: int
@@ -162,9 +165,12 @@ class Buckets:
     now: datetime
     risk_until: datetime
 
+    # Built once: an inbox page uses them in every query of both halves.
+    @cached_property
     def overdue(self) -> ColumnElement[bool]:
         return WorkItem.due_at < self.now
 
+    @cached_property
     def at_risk(self) -> ColumnElement[bool]:
         return (WorkItem.due_at >= self.now) & (WorkItem.due_at < self.risk_until)
 
@@ -243,7 +249,10 @@ class WorkItemQuery:
 
     def statement(self, *columns) -> Select:
         """``SELECT columns`` (the work item, when none) narrowed to this query, unordered."""
-        query = (select(*columns) if columns else select(WorkItem)).select_from(WorkItem)
+        return self.narrow(select(*columns) if columns else select(WorkItem))
+
+    def narrow(self, query: Select) -> Select:
+        """``query``, which selects from ``work_items``, narrowed to this query."""
         for scope in self.scopes:
             query = scope.narrow(query)
         return query.where(*self._filters())
@@ -256,47 +265,48 @@ class WorkItemQuery:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def keys(self, session: Session, limit: int | None = None, after: Key | None = None) -> list[Key]:
-        """The items' keys in ``ORDER``; with ``after``, those that follow that key (keyset paging)."""
+    def keys(self, session: Session, limit: int | None = None, after: Key | None = None) -> list[Row]:
+        """The items' keys in ``ORDER`` (rows of due_at, priority, id); with ``after``, those that
+        follow that key (keyset paging)."""
         query = self.statement(WorkItem.due_at, WorkItem.priority, WorkItem.id)
         if after is not None:
             query = query.where(_after(after))
-        return [Key(*row) for row in session.execute(query.order_by(*ORDER).limit(limit))]
+        return session.execute(query.order_by(*ORDER).limit(limit)).all()
 
     def keys_and_counts(self, session: Session, limit: int | None, buckets: Buckets,
-                        after: Key | None = None) -> tuple[list[Key], Counts]:
+                        after: Key | None = None) -> tuple[list[Row], Counts]:
         """``keys`` and ``counts`` together: one pass (window sums over the rows before the
         LIMIT) when the query has no deadline filter and no cursor, else the two queries."""
         if self.deadline or after is not None:
             return self.keys(session, limit, after), self.counts(session, buckets)
-        overdue, at_risk = _flag(buckets.overdue()), _flag(buckets.at_risk())
+        overdue, at_risk = _flag(buckets.overdue), _flag(buckets.at_risk)
         rows = session.execute(
             self.statement(WorkItem.due_at, WorkItem.priority, WorkItem.id, func.count().over().label("total"),
                            func.sum(overdue).over().label("overdue"), func.sum(at_risk).over().label("at_risk"))
             .order_by(*ORDER).limit(limit)
         ).all()
         counts = Counts(rows[0].total, rows[0].overdue or 0, rows[0].at_risk or 0) if rows else Counts()
-        return [Key(row.due_at, row.priority, row.id) for row in rows], counts
+        return rows, counts
 
     def counts(self, session: Session, buckets: Buckets) -> Counts:
         """How many items, overdue and at risk: the query without its deadline filter (the
         buckets are deadline filters of their own)."""
         unfiltered = self.without_deadline_filter()
-        total, overdue, at_risk = session.execute(unfiltered.statement(
-            func.count(), func.coalesce(func.sum(_flag(buckets.overdue())), 0),
-            func.coalesce(func.sum(_flag(buckets.at_risk())), 0))).one()
+        total, overdue, at_risk = session.execute(unfiltered.narrow(select(
+            func.count(), func.coalesce(func.sum(_flag(buckets.overdue)), 0),
+            func.coalesce(func.sum(_flag(buckets.at_risk)), 0)).select_from(WorkItem))).one()
         return Counts(total, overdue or 0, at_risk or 0)
 
     def counts_per_assignee(self, session: Session, buckets: Buckets) -> dict[int | None, Counts]:
         """``counts`` per assignee (None: the unassigned items)."""
         unfiltered = self.without_deadline_filter()
         rows = session.execute(unfiltered.statement(
-            WorkItem.assignee_id, func.count(), func.sum(_flag(buckets.overdue())), func.sum(_flag(buckets.at_risk())))
+            WorkItem.assignee_id, func.count(), func.sum(_flag(buckets.overdue)), func.sum(_flag(buckets.at_risk)))
             .group_by(WorkItem.assignee_id)).all()
         return {assignee: Counts(total, overdue or 0, risk or 0) for assignee, total, overdue, risk in rows}
 
     def count(self, session: Session) -> int:
-        return session.scalar(self.statement(func.count()))
+        return session.scalar(self.narrow(select(func.count()).select_from(WorkItem)))
 
     def items(self, session: Session, limit: int | None = None, offset: int = 0, *,
               with_instance: bool = False) -> list[WorkItem]:

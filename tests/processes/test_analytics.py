@@ -163,7 +163,7 @@ def test_percentiles_in_sql_match_linear_interpolation(engine, size):
     samples = union_all(*(select(literal("g").label("key"), literal(value).label("value")) for value in values),
                         select(literal("other").label("key"), literal(1.0).label("value"))).subquery()
     with engine.reading() as session:
-        result = analytics._percentiles(session, samples, (analytics.MEDIAN, analytics.P90))
+        result = analytics.percentiles(session, samples, (analytics.MEDIAN, analytics.P90))
     assert result["g"][0] == pytest.approx(statistics.median(values))
     assert result["g"][1] == pytest.approx(percentile(values, 9, 10))
     assert result["other"] == [1.0, 1.0]

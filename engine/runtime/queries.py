@@ -200,7 +200,8 @@ class WorkItemQuery:
     instance_id: int | None = None
     ids: tuple[int, ...] | None = None
     search: str | None = None  # in the instance's business key or the item's name
-    # Deadline filters, conditions on due_at (see overdue, not_overdue, at_risk, due_before).
+    # Deadline filters, conditions on due_at (see overdue, not_overdue, at_risk, due_before);
+    # left out of ==, which SQL expressions would turn into SQL.
     deadline: tuple[ColumnElement[bool], ...] = field(default=(), compare=False)
 
     # -- narrowing -----------------------------------------------------------------------------
@@ -227,7 +228,7 @@ class WorkItemQuery:
         return replace(self, deadline=(WorkItem.due_at >= buckets.now, WorkItem.due_at < buckets.risk_until))
 
     def due_before(self, moment: datetime) -> WorkItemQuery:
-        """Overdue or due before ``moment`` (the overdue board: overdue or at risk)."""
+        """Due before ``moment`` (the overdue board: overdue, or at risk until then)."""
         return replace(self, deadline=(WorkItem.due_at < moment,))
 
     def without_deadline_filter(self) -> WorkItemQuery:

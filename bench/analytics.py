@@ -231,15 +231,16 @@ def page_queries(app, user_id: int, page: str) -> Callable[[], object]:
     """What the page's view runs before it renders: its filters, the viewer's scope, the queries."""
     from flask_login import login_user
 
-    from webui import analytics as pages
     from webui.access import person_by_id
+    from webui.analytics import claims, funnel, heatmap, managers, plan
+    from webui.analytics.filters import filters_from_request, last_month, last_twelve_months
 
     runs = {
-        "funnel": lambda: pages._funnel(pages._filters(pages.last_twelve_months)),
-        "plan": lambda: pages._plan(pages._filters(pages.last_twelve_months), pages.LIST_LIMIT),
-        "claims": lambda: pages._claims(pages._filters(pages.last_twelve_months)),
-        "managers": lambda: pages._managers(pages._filters(pages.last_month)),
-        "heatmap": lambda: pages._heatmap(pages._filters(pages.last_twelve_months), pages.HEAT_ITEMS_LIMIT),
+        "funnel": lambda: funnel.funnel_figures(filters_from_request(last_twelve_months)),
+        "plan": lambda: plan.plan_figures(filters_from_request(last_twelve_months), plan.LIST_LIMIT),
+        "claims": lambda: claims.claims_figures(filters_from_request(last_twelve_months)),
+        "managers": lambda: managers.managers_figures(filters_from_request(last_month)),
+        "heatmap": lambda: heatmap.heatmap_figures(filters_from_request(last_twelve_months), heatmap.HEAT_ITEMS_LIMIT),
     }
 
     def run() -> object:

@@ -4,7 +4,7 @@ Fills a database with a company of 200 employees in 20 groups and 100,000 open w
 items (60 % assigned, 40 % waiting in a group's queue, deadlines spread over two weeks
 around now, a quarter of them overdue), then times, for employees picked at random:
 
-- the inbox query alone (``webui.inbox.inbox_page``: the page's items and all five counts);
+- the inbox query alone (``webui.readmodel.inbox_page``: the page's items and all five counts);
 - the whole server answer: ``GET /`` through the Flask app (sign-in session, the query,
   the template), as the server spends it, without the network.
 
@@ -104,7 +104,7 @@ def main() -> None:
 
     from webui import create_app
     from webui.access import load_person
-    from webui.inbox import inbox_page
+    from webui.readmodel import inbox_page
 
     rng = random.Random(2026)
     with tempfile.TemporaryDirectory() as folder:

@@ -1,25 +1,26 @@
-"""Who the signed-in person is and what they may see.
+"""Who the signed-in person is, what role a view needs, and the app's facades.
 
 Rules: an employee sees the items assigned to them and the queues of their groups; a
 manager also sees the work of the people they are responsible for (reporting to them,
 directly or up the line, or members of a group they head) and the queues of the groups
-they head; designers see process definitions and instances; admins see everything.
+they head; designers see process definitions and instances; admins see everything. The
+rules for one item or instance are ``webui.visibility``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import wraps
 
 from flask import abort, current_app
 from flask_login import UserMixin, current_user
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
-from engine.models import EventType, Group, HistoryEvent, ProcessInstance, Role, User, WorkItem, WorkItemCandidate
 from engine.runtime import Engine
+from processes.crm import Crm
 from processes.system import System
+from webui import readmodel
+from webui.readmodel import Role
 
 
 def system() -> System:
@@ -29,6 +30,10 @@ def system() -> System:
 
 def engine() -> Engine:
     return system().engine
+
+
+def crm() -> Crm:
+    return system().crm
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,7 @@ class Person(UserMixin):
         return Role.ADMIN.value in self.roles
 
 
-def load_person(session: Session, user: User) -> Person:
-    headed = session.scalars(select(Group.name).where(Group.head_id == user.id).order_by(Group.name)).all()
+def load_person(session: Session, user: readmodel.User) -> Person:
     return Person(
         id=user.id,
         username=user.username,
@@ -76,14 +80,14 @@ def load_person(session: Session, user: User) -> Person:
         roles=frozenset(user.role_set),
         locale=user.locale or "ru",
         groups=tuple(sorted(g.name for g in user.groups)),
-        headed_groups=tuple(headed),
+        headed_groups=tuple(readmodel.headed_group_names(session, user.id)),
         active=user.active,
     )
 
 
 def person_by_id(user_id: int) -> Person | None:
     with engine().reading() as session:
-        user = session.get(User, user_id, options=[joinedload(User.user_roles), selectinload(User.groups)])
+        user = readmodel.user_with_groups(session, user_id)
         return load_person(session, user) if user is not None else None
 
 
@@ -102,95 +106,3 @@ def role_required(*roles: str):
         return wrapper
 
     return decorate
-
-
-def team_ids(session: Session, person: Person) -> set[int]:
-    """Ids of the users ``person`` is responsible for: reports (down the whole line) and
-    members of the groups they head. Not including the person."""
-    if not person.is_manager:
-        return set()
-    rows = session.execute(select(User.id, User.manager_id)).all()
-    reports: dict[int, list[int]] = {}
-    for user_id, manager_id in rows:
-        if manager_id is not None:
-            reports.setdefault(manager_id, []).append(user_id)
-    team: set[int] = set()
-    frontier = [person.id]
-    while frontier:
-        boss = frontier.pop()
-        for report in reports.get(boss, []):
-            if report not in team:
-                team.add(report)
-                frontier.append(report)
-    if person.headed_groups:
-        members = session.scalars(
-            select(User.id).join(User.groups).where(Group.name.in_(person.headed_groups))
-        ).all()
-        team.update(members)
-    team.discard(person.id)
-    return team
-
-
-def team_members(session: Session, person: Person) -> list[User]:
-    """The people ``person`` manages (all active users for an admin), by name."""
-    query = select(User).where(User.active.is_(True)).options(selectinload(User.groups)).order_by(User.display_name)
-    if not person.is_admin:
-        query = query.where(User.id.in_(team_ids(session, person)))
-    return list(session.scalars(query))
-
-
-def candidate_condition(group_names: Iterable[str], username: str | None = None):
-    """SQL condition on candidate rows: offered to one of the groups (or to the user by name)."""
-    condition = (WorkItemCandidate.kind == "group") & WorkItemCandidate.name.in_(list(group_names))
-    if username is not None:
-        condition = or_(condition, (WorkItemCandidate.kind == "user") & (WorkItemCandidate.name == username))
-    return condition
-
-
-def candidate_filter(group_names: Iterable[str], username: str | None = None):
-    """SQL condition: the work item is offered to one of the groups (or to the user by name)."""
-    return WorkItem.id.in_(select(WorkItemCandidate.work_item_id).where(candidate_condition(group_names, username)))
-
-
-def may_see_item(session: Session, person: Person, item: WorkItem) -> bool:
-    if person.is_admin:
-        return True
-    if person.id in (item.assignee_id, item.completed_by_id):
-        return True
-    offered_to = set(item.candidate_groups)
-    if item.assignee_id is None and (person.username in item.candidate_users or offered_to & set(person.groups)):
-        return True
-    if offered_to & set(person.headed_groups):
-        return True
-    team = team_ids(session, person)
-    if team & {item.assignee_id, item.completed_by_id} - {None}:
-        return True
-    return _was_assignee(session, person, item)
-
-
-def _was_assignee(session: Session, person: Person, item: WorkItem) -> bool:
-    """Someone whose item was handed on still sees it (read-only), so that a page they
-    had open explains what happened instead of refusing them."""
-    handed_on = session.scalars(select(HistoryEvent.detail).where(
-        HistoryEvent.work_item_id == item.id, HistoryEvent.type == EventType.WORK_ITEM_REASSIGNED.value))
-    return any(detail and detail.get("from") == person.username for detail in handed_on)
-
-
-def may_see_instance(session: Session, person: Person, instance: ProcessInstance) -> bool:
-    """Designers and admins see every instance; others one they started or took part in,
-    or in which someone they manage took part."""
-    if person.is_admin or person.is_designer:
-        return True
-    if instance.started_by == person.username:
-        return True
-    people = {person.id} | team_ids(session, person)
-    groups = set(person.groups) | set(person.headed_groups)
-    involved = select(WorkItem.id).where(
-        WorkItem.instance_id == instance.id,
-        or_(
-            WorkItem.assignee_id.in_(people),
-            WorkItem.completed_by_id.in_(people),
-            candidate_filter(groups, person.username),
-        ),
-    )
-    return session.scalar(involved.limit(1)) is not None

@@ -9,13 +9,11 @@ from flask_babel import get_locale, lazy_gettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import CSRFProtect, FlaskForm
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from engine.models import User
+from webui import readmodel
 from webui.access import engine, load_person, person_by_id
 
 bp = Blueprint("auth", __name__)
@@ -75,8 +73,7 @@ def login():
 
 def _check_credentials(username: str, password: str):
     with engine().reading() as session:
-        user = session.scalar(select(User).where(User.username == username)
-                              .options(joinedload(User.user_roles), selectinload(User.groups)))
+        user = readmodel.user_for_sign_in(session, username)
         if user is None or not user.password_hash or not user.active:
             check_password_hash(_DUMMY_HASH, password)
             return None

@@ -9,27 +9,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
-from sqlalchemy import case, func, or_, select
-from sqlalchemy.orm import Session, joinedload, selectinload
 
 from engine.errors import Conflict, NotAuthorized
-from engine.models import ItemStatus, User, WorkItem
-from webui.access import Person, candidate_filter, engine, role_required, team_ids, team_members
+from engine.runtime.queries import Buckets, Counts
+from webui import readmodel
+from webui.access import engine, role_required
 
 bp = Blueprint("board", __name__, url_prefix="/board")
 MAX_REASON = 500
-
-
-def department_condition(session: Session, person: Person):
-    """Open items of the people the manager is responsible for, and the unassigned items
-    offered to the groups they head; every open item for an admin."""
-    if person.is_admin:
-        return WorkItem.status == ItemStatus.OPEN.value
-    team = team_ids(session, person)
-    return (WorkItem.status == ItemStatus.OPEN.value) & or_(
-        WorkItem.assignee_id.in_(team),
-        WorkItem.assignee_id.is_(None) & candidate_filter(person.headed_groups),
-    )
 
 
 @bp.route("/")
@@ -41,14 +28,9 @@ def index():
     now = engine().clock()
     risk_until = engine().working_calendar.add_working_days(now, 1)
     with engine().reading() as session:
-        items = list(session.scalars(
-            select(WorkItem)
-            .where(department_condition(session, current_user), WorkItem.due_at < risk_until)
-            .options(joinedload(WorkItem.instance), selectinload(WorkItem.candidates))
-            .order_by(WorkItem.due_at, WorkItem.priority.desc(), WorkItem.id)
-        ))
-        targets = _targets(session)
-    groups: dict[str, list[WorkItem]] = defaultdict(list)
+        items = readmodel.board_items(session, current_user, risk_until)
+        targets = readmodel.reassign_targets(session, current_user)
+    groups: dict[str, list[readmodel.WorkItem]] = defaultdict(list)
     for item in items:
         if grouping == "stage":
             key = item.stage
@@ -61,13 +43,6 @@ def index():
                            targets=targets)
 
 
-def _targets(session: Session) -> list[User]:
-    """Who a manager may hand work to: their team and themselves."""
-    people = team_members(session, current_user)
-    me = session.get(User, current_user.id)
-    return sorted({u.id: u for u in [*people, me]}.values(), key=lambda u: u.display_name)
-
-
 @bp.route("/reassign", methods=["POST"])
 @role_required("manager")
 def reassign():
@@ -77,21 +52,19 @@ def reassign():
     from_username = request.form.get("from_user", "")
     reason = request.form.get("reason", "").strip()[:MAX_REASON]
     with engine().reading() as session:
-        scope = department_condition(session, current_user)
-        targets = {u.username: u for u in _targets(session)}
-        query = select(WorkItem).where(scope).options(joinedload(WorkItem.instance), selectinload(WorkItem.candidates))
+        targets = {u.username: u for u in readmodel.reassign_targets(session, current_user)}
         source = None
         if from_username:
-            source = session.scalar(select(User).where(User.username == from_username))
-            if source is None or source.id not in team_ids(session, current_user) and not current_user.is_admin:
+            source = readmodel.user_named(session, from_username)
+            if source is None or (source.id not in readmodel.team_ids(session, current_user)
+                                  and not current_user.is_admin):
                 abort(403)
-            query = query.where(WorkItem.assignee_id == source.id)
+            items = readmodel.department_items(session, current_user, assignee_id=source.id)
         else:
             # A row's own button names just its item; "Reassign selected" sends the ticked boxes.
             only = request.form.get("only_item")
             ids = _item_ids([only] if only else request.form.getlist("item_id"))
-            query = query.where(WorkItem.id.in_(ids))
-        items = list(session.scalars(query.order_by(WorkItem.due_at, WorkItem.id)))
+            items = readmodel.department_items(session, current_user, ids=ids)
         target = targets.get(to_username)
     if not items:
         flash(_("Choose at least one item of your department."), "error")
@@ -134,14 +107,13 @@ def _is_board_url(url: str | None) -> bool:
 def handover(username: str):
     """Hand every open item of one employee (ill, leaving) to someone else: pick who."""
     with engine().reading() as session:
-        source = session.scalar(select(User).where(User.username == username))
+        source = readmodel.user_named(session, username)
         if source is None:
             abort(404)
-        if source.id not in team_ids(session, current_user) and not current_user.is_admin:
+        if source.id not in readmodel.team_ids(session, current_user) and not current_user.is_admin:
             abort(403)
-        count = session.scalar(select(func.count()).select_from(WorkItem).where(
-            WorkItem.assignee_id == source.id, WorkItem.status == ItemStatus.OPEN.value))
-        targets = [u for u in _targets(session) if u.id != source.id]
+        count = readmodel.open_item_count(session, source.id)
+        targets = [u for u in readmodel.reassign_targets(session, current_user) if u.id != source.id]
     return render_template("handover.html", source=source, count=count, targets=targets)
 
 
@@ -153,31 +125,11 @@ def team():
     risk_until = engine().working_calendar.add_working_days(now, 1)
     week_ago = now - timedelta(days=7)
     with engine().reading() as session:
-        people = team_members(session, current_user)
-        ids = [p.id for p in people]
-        open_ = WorkItem.status == ItemStatus.OPEN.value
-        rows = session.execute(
-            select(
-                WorkItem.assignee_id,
-                func.count(),
-                func.sum(_flag(WorkItem.due_at < now)),
-                func.sum(_flag((WorkItem.due_at >= now) & (WorkItem.due_at < risk_until))),
-            ).where(open_, WorkItem.assignee_id.in_(ids)).group_by(WorkItem.assignee_id)
-        ).all()
-        done = dict(session.execute(
-            select(WorkItem.completed_by_id, func.count())
-            .where(WorkItem.status == ItemStatus.COMPLETED.value, WorkItem.completed_at >= week_ago,
-                   WorkItem.completed_by_id.in_(ids))
-            .group_by(WorkItem.completed_by_id)
-        ).all())
-    load = {assignee: (total, overdue or 0, risk or 0) for assignee, total, overdue, risk in rows}
-    workload = [
-        {"user": p, "open": load.get(p.id, (0, 0, 0))[0], "overdue": load.get(p.id, (0, 0, 0))[1],
-         "at_risk": load.get(p.id, (0, 0, 0))[2], "done_week": done.get(p.id, 0)}
-        for p in people
-    ]
+        people = readmodel.team_members(session, current_user)
+        load, done = readmodel.workload(session, [p.id for p in people], Buckets(now, risk_until), week_ago)
+    workload = []
+    for person in people:
+        counts = load.get(person.id, Counts())
+        workload.append({"user": person, "open": counts.total, "overdue": counts.overdue, "at_risk": counts.at_risk,
+                         "done_week": done.get(person.id, 0)})
     return render_template("team.html", workload=workload)
-
-
-def _flag(condition):
-    return case((condition, 1), else_=0)

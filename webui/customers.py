@@ -9,21 +9,17 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.errors import NotFound
-from processes.crm import CLAIM_REASONS, ClaimDraft, Crm
+from processes.crm import CLAIM_REASONS, ClaimDraft
 from processes.customers import CustomerDraft
 from processes.errors import DuplicateCustomer, InvalidData
 from processes.models import CustomerKind, DealKind, InteractionKind, InteractionStatus
 from processes.normalize import normal_email, normal_inn, normal_phone
 from webui import limits
-from webui.access import engine, role_required, system
+from webui.access import crm, engine, role_required
 
 bp = Blueprint("customers", __name__)
 STAFF = ("employee", "manager")
 MAX_ATTACHMENTS = 5
-
-
-def crm() -> Crm:
-    return system().crm
 
 
 def init_app(app) -> None:

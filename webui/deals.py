@@ -15,16 +15,15 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
 
 from engine.errors import NotFound
-from engine.models import ItemStatus, User, WorkItem
 from processes.errors import InvalidData
 from processes.models import DealKind, DealStatus
 from processes.stages import LOST, LOST_REASONS, STAGES, WON
-from webui.access import engine, may_see_item, role_required
-from webui.customers import STAFF, crm
+from webui import readmodel
+from webui.access import crm, engine, role_required
+from webui.customers import STAFF
+from webui.visibility import Visibility
 
 bp = Blueprint("deals", __name__)
 LATEST_MOVES = 50  # a manual deal may have thousands of moves: the page shows the latest
@@ -43,7 +42,7 @@ def _deal_page(deal_id: int, form_errors: dict | None = None, form_values: dict 
         abort(404)
     project = deal.kind == DealKind.PROJECT.value
     with engine().reading() as session:
-        owners = session.scalars(select(User).where(User.active.is_(True)).order_by(User.display_name)).all()
+        owners = readmodel.active_users(session)
         steps = _open_steps(session, deal.instance_id) if deal.instance_id else []
     return render_template(
         "deal.html", deal=deal, project=project, now=engine().clock(),
@@ -56,13 +55,10 @@ def _deal_page(deal_id: int, form_errors: dict | None = None, form_values: dict 
     ), status
 
 
-def _open_steps(session, instance_id: int) -> list[tuple[WorkItem, bool]]:
+def _open_steps(session, instance_id: int) -> list[tuple[readmodel.WorkItem, bool]]:
     """The instance's open work items, each with whether the signed-in person may open it."""
-    items = session.scalars(select(WorkItem).where(WorkItem.instance_id == instance_id,
-                                                   WorkItem.status == ItemStatus.OPEN.value)
-                            .options(joinedload(WorkItem.assignee), selectinload(WorkItem.candidates))
-                            .order_by(WorkItem.due_at, WorkItem.id)).all()
-    return [(item, may_see_item(session, current_user, item)) for item in items]
+    items = readmodel.open_items_of(session, instance_id)
+    return list(zip(items, Visibility(session, current_user).may_see_items(items)))
 
 
 @bp.route("/deals/<int:deal_id>/plan", methods=["POST"])

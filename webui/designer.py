@@ -11,37 +11,25 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
-from sqlalchemy.orm import undefer
 from werkzeug.utils import secure_filename
 
-from engine.models import InstanceStatus, ProcessDefinition, ProcessInstance
 from engine.bpmn.validation import BpmnValidationError
+from webui import readmodel
 from webui.access import engine, role_required
 from webui.diagrams import process_file
+from webui.readmodel import InstanceStatus
 
 bp = Blueprint("designer", __name__, url_prefix="/processes")
 SUFFIXES = (".bpmn", ".dmn")
 MAX_FILES = 20
 
 
-def _instance_counts(session) -> dict[int, dict[str, int]]:
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    rows = session.execute(
-        select(ProcessInstance.definition_id, ProcessInstance.status, func.count())
-        .group_by(ProcessInstance.definition_id, ProcessInstance.status)
-    ).all()
-    for definition_id, status, count in rows:
-        counts[definition_id][status] = count
-    return counts
-
-
 @bp.route("/")
 @role_required("designer")
 def index():
     with engine().reading() as session:
-        counts = _instance_counts(session)
-    processes: dict[str, list[ProcessDefinition]] = defaultdict(list)
+        counts = readmodel.instance_counts(session)
+    processes: dict[str, list[readmodel.ProcessDefinition]] = defaultdict(list)
     for definition in engine().definitions():
         processes[definition.key].append(definition)
     for versions in processes.values():
@@ -50,13 +38,9 @@ def index():
                            running=InstanceStatus.RUNNING.value)
 
 
-def _definition(key: str, version: int) -> ProcessDefinition:
+def _definition(key: str, version: int) -> readmodel.ProcessDefinition:
     with engine().reading() as session:
-        definition = session.scalar(
-            select(ProcessDefinition)
-            .where(ProcessDefinition.key == key, ProcessDefinition.version == version)
-            .options(undefer(ProcessDefinition.sources))
-        )
+        definition = readmodel.definition_version(session, key, version)
     if definition is None:
         abort(404)
     return definition
@@ -67,11 +51,8 @@ def _definition(key: str, version: int) -> ProcessDefinition:
 def definition(key: str, version: int):
     definition = _definition(key, version)
     with engine().reading() as session:
-        counts = _instance_counts(session).get(definition.id, {})
-        recent = list(session.scalars(
-            select(ProcessInstance).where(ProcessInstance.definition_id == definition.id)
-            .order_by(ProcessInstance.id.desc()).limit(20)
-        ))
+        counts = readmodel.instance_counts(session).get(definition.id, {})
+        recent = readmodel.recent_instances(session, definition.id, 20)
     file_name, xml = process_file(definition)
     versions = sorted((d.version for d in engine().definitions(key)), reverse=True)
     return render_template("definition.html", definition=definition, counts=counts, recent=recent, xml=xml,

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from lxml import etree
+from typing import Protocol
 
-from engine.models import ProcessDefinition
+from lxml import etree
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 # Deployed files were validated already; still, never resolve entities or reach the network.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
-def process_file(definition: ProcessDefinition) -> tuple[str, str]:
+class Deployed(Protocol):
+    """A deployed version with its sources loaded (``webui.readmodel``'s definitions)."""
+
+    key: str
+    sources: dict[str, str]
+
+
+def process_file(definition: Deployed) -> tuple[str, str]:
     """(file name, XML) of the BPMN file that defines the version's own process."""
     for name, text in sorted(definition.sources.items()):
         if not name.endswith(".bpmn"):

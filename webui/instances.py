@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import undefer
 
-from engine.models import EventType, ProcessDefinition, ProcessInstance, WorkItem
-from webui.access import engine, may_see_instance, role_required
+from webui import readmodel
+from webui.access import engine, role_required
 from webui.diagrams import process_file
+from webui.readmodel import EventType
+from webui.visibility import may_see_instance
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 
@@ -19,15 +19,13 @@ bp = Blueprint("instances", __name__, url_prefix="/instances")
 @role_required()
 def show(instance_id: int):
     with engine().reading() as session:
-        instance = session.get(ProcessInstance, instance_id)
+        instance = readmodel.instance(session, instance_id)
         if instance is None:
             abort(404)
         if not may_see_instance(session, current_user, instance):
             abort(403)
-        definition = session.scalar(select(ProcessDefinition).where(ProcessDefinition.id == instance.definition_id)
-                                    .options(undefer(ProcessDefinition.sources)))
-        items = {item.id: item for item in session.scalars(select(WorkItem).where(WorkItem.instance_id == instance_id))}
-        names = {item.id: item.name for item in items.values()}
+        definition = readmodel.definition_with_sources(session, instance.definition_id)
+        names = readmodel.item_names(session, instance_id)
     details = engine().instance(instance_id)
     now = engine().clock()
     _file, xml = process_file(definition)

@@ -30,11 +30,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.db import WRITE
-from engine.models import RateLimitCounter
+from webui.readmodel import RATE_LIMIT_COUNTERS
 
 LIMITER = "crmflow_limiter"
 DATABASE_SCHEME = "crmflow-db"
-counters = RateLimitCounter.__table__
+counters = RATE_LIMIT_COUNTERS
 
 
 def init_app(app: Flask, db: Engine, clock: Callable[[], datetime]) -> None:

@@ -16,64 +16,27 @@ from __future__ import annotations
 import hmac
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.deadlines.escalation import LEVELS
-from engine.models import (
-    Escalation,
-    EscalationStatus,
-    InstanceStatus,
-    ItemStatus,
-    OutboxMessage,
-    OutboxStatus,
-    ProcessInstance,
-    WorkItem,
-)
 from engine.runtime import Engine
 from engine.scheduling import heartbeat
+from webui import readmodel
 from webui.access import engine
+from webui.metrics import PROCESS_METRICS
 
 bp = Blueprint("ops", __name__)
-
-# What this process measures. In gunicorn's multiprocess mode the values live in files
-# under PROMETHEUS_MULTIPROC_DIR and every worker's /metrics adds them all up.
-PROCESS_METRICS = CollectorRegistry()
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-ENGINE_STEP_SECONDS = Histogram(
-    "crmflow_engine_step_seconds", "Time of one engine or CRM facade call made by the web API, by operation.",
-    ["operation"], buckets=_LATENCY_BUCKETS, registry=PROCESS_METRICS)
-API_REQUEST_SECONDS = Histogram(
-    "crmflow_api_request_seconds", "Time to answer one REST API request, by operation and status.",
-    ["operation", "method", "status"], buckets=_LATENCY_BUCKETS, registry=PROCESS_METRICS)
-_OPEN_OUTBOX_STATES = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value, OutboxStatus.FAILED.value,
-                       OutboxStatus.UNCERTAIN.value)
 
 
 def init_app(app) -> None:
     app.config.setdefault("CRMFLOW_METRICS_TOKEN", os.environ.get("CRMFLOW_METRICS_TOKEN") or None)
-
-
-@contextmanager
-def engine_step(operation: str) -> Iterator[None]:
-    """Time one facade call (``start``, ``complete`` ...) into the step latency histogram."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        ENGINE_STEP_SECONDS.labels(operation).observe(time.perf_counter() - started)
-
-
-def observe_request(operation: str, method: str, status: int, seconds: float) -> None:
-    API_REQUEST_SECONDS.labels(operation, method, str(status)).observe(seconds)
 
 
 @bp.route("/healthz")
@@ -151,24 +114,7 @@ class DatabaseCollector(Collector):
     def collect(self):
         now = self.engine.clock()
         with self.engine.reading() as session:
-            by_stage = session.execute(
-                select(ProcessInstance.process_key, WorkItem.stage, func.count(),
-                       func.coalesce(func.sum(case((WorkItem.due_at < now, 1), else_=0)), 0))
-                .join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id)
-                .where(WorkItem.status == ItemStatus.OPEN.value)
-                .group_by(ProcessInstance.process_key, WorkItem.stage)
-            ).all()
-            fired = dict(session.execute(
-                select(Escalation.level, func.count()).where(Escalation.status == EscalationStatus.DONE.value)
-                .group_by(Escalation.level)).all())
-            outbox = session.execute(
-                select(OutboxMessage.channel, OutboxMessage.status, func.count())
-                .where(OutboxMessage.status.in_(_OPEN_OUTBOX_STATES))
-                .group_by(OutboxMessage.channel, OutboxMessage.status)).all()
-            oldest_timer = session.scalar(select(func.min(ProcessInstance.next_wakeup_at)).where(
-                ProcessInstance.status == InstanceStatus.RUNNING.value, ProcessInstance.next_wakeup_at <= now))
-            oldest_rung = session.scalar(select(func.min(Escalation.due_at)).where(
-                Escalation.status == EscalationStatus.PENDING.value, Escalation.due_at <= now))
+            state = readmodel.installation_state(session, now)
             beats = heartbeat.heartbeats(session)
 
         open_items = GaugeMetricFamily("crmflow_work_items_open", "Open work items, by process and stage.",
@@ -176,7 +122,7 @@ class DatabaseCollector(Collector):
         overdue_items = GaugeMetricFamily("crmflow_work_items_overdue",
                                           "Open work items past their deadline, by process and stage.",
                                           labels=["process", "stage"])
-        for process, stage, count, overdue in by_stage:
+        for process, stage, count, overdue in state.open_by_stage:
             open_items.add_metric([process, stage], count)
             overdue_items.add_metric([process, stage], overdue)
         yield open_items
@@ -185,22 +131,22 @@ class DatabaseCollector(Collector):
         escalations = CounterMetricFamily("crmflow_escalations_sent",
                                           "Escalation rungs fired (notices sent), by level.", labels=["level"])
         for level in LEVELS:
-            escalations.add_metric([level], fired.get(level, 0))
+            escalations.add_metric([level], state.escalations_fired.get(level, 0))
         yield escalations
 
         depth = GaugeMetricFamily("crmflow_outbox_messages",
                                   "Outbox messages not yet sent, by channel (email, webhook) and state.",
                                   labels=["channel", "status"])
-        for channel, status, count in outbox:
+        for channel, status, count in state.outbox:
             depth.add_metric([channel, status], count)
         yield depth
 
         yield GaugeMetricFamily("crmflow_timer_lag_seconds",
                                 "How long the oldest due BPMN timer has been waiting to fire (0: none waits).",
-                                value=_seconds_since(oldest_timer, now))
+                                value=_seconds_since(state.oldest_due_timer, now))
         yield GaugeMetricFamily("crmflow_escalation_lag_seconds",
                                 "How long the oldest due escalation rung has been waiting to fire (0: none waits).",
-                                value=_seconds_since(oldest_rung, now))
+                                value=_seconds_since(state.oldest_due_rung, now))
         yield GaugeMetricFamily("crmflow_schedulers_alive",
                                 "Schedulers (crmflow worker, or embedded in a server) with a fresh heartbeat.",
                                 value=sum(1 for beat in beats if heartbeat.is_alive(beat, now)))

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import people
@@ -37,8 +37,8 @@ from engine.models import (
     ProcessInstance,
     User,
     WorkItem,
-    WorkItemCandidate,
 )
+from engine.runtime import queries
 from engine.runtime import statements as sql
 from engine.runtime import work_items
 from engine.runtime.assignment import DueCalculator
@@ -363,36 +363,19 @@ class Engine:
         items offered to that group. ``overdue``: due before now (True) or not (False).
         """
         with self.reading() as session:
-            query = select(WorkItem)
+            query = queries.WorkItemQuery(status=status, instance_id=instance_id)
             if assignee is not None:
-                query = query.where(WorkItem.assignee_id == people.get_user(session, assignee).id)
+                query = query.within(queries.assigned_to(people.get_user(session, assignee).id))
             if queue_of is not None:
                 user = people.get_user(session, queue_of)
-                candidate = or_(
-                    (WorkItemCandidate.kind == "user") & (WorkItemCandidate.name == user.username),
-                    (WorkItemCandidate.kind == "group") & WorkItemCandidate.name.in_([g.name for g in user.groups]),
-                )
-                query = query.where(
-                    WorkItem.assignee_id.is_(None),
-                    WorkItem.id.in_(select(WorkItemCandidate.work_item_id).where(candidate)),
-                )
+                query = query.within(queries.queue_of(user.username, [group.name for group in user.groups]))
             if candidate_group is not None:
-                query = query.where(WorkItem.id.in_(
-                    select(WorkItemCandidate.work_item_id).where(
-                        WorkItemCandidate.kind == "group", WorkItemCandidate.name == candidate_group
-                    )
-                ))
-            if status is not None:
-                query = query.where(WorkItem.status == status)
+                query = query.within(queries.offered_to([candidate_group]))
             if overdue is True:
-                query = query.where(WorkItem.due_at < self.clock())
+                query = query.overdue(self.clock())
             elif overdue is False:
-                query = query.where(or_(WorkItem.due_at.is_(None), WorkItem.due_at >= self.clock()))
-            if instance_id is not None:
-                query = query.where(WorkItem.instance_id == instance_id)
-            query = query.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.priority.desc(), WorkItem.id)
-            query = query.options(selectinload(WorkItem.candidates))
-            return list(session.scalars(query.limit(limit).offset(offset)))
+                query = query.not_overdue(self.clock())
+            return query.items(session, limit, offset)
 
     def claim(self, item_id: int, user: str) -> WorkItem:
         """Take an unassigned item from a queue the user belongs to."""

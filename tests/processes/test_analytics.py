@@ -21,7 +21,7 @@ from sqlalchemy import literal, select, text, union_all
 from engine.db import UTCDateTime, session_factories
 from engine.deadlines.calendar import WorkingCalendar
 from engine.deadlines.escalation import BREACH, HEAD
-from engine.models import WorkItem
+from engine.runtime.queries import WorkItemQuery, assigned_to
 from processes import analytics
 from processes import migrations as crm_migrations
 from processes.analytics import Period, Window
@@ -163,7 +163,7 @@ def test_percentiles_in_sql_match_linear_interpolation(engine, size):
     samples = union_all(*(select(literal("g").label("key"), literal(value).label("value")) for value in values),
                         select(literal("other").label("key"), literal(1.0).label("value"))).subquery()
     with engine.reading() as session:
-        result = analytics._percentiles(session, samples, (analytics.MEDIAN, analytics.P90))
+        result = analytics.percentiles(session, samples, (analytics.MEDIAN, analytics.P90))
     assert result["g"][0] == pytest.approx(statistics.median(values))
     assert result["g"][1] == pytest.approx(percentile(values, 9, 10))
     assert result["other"] == [1.0, 1.0]
@@ -408,7 +408,7 @@ def test_the_heatmap_counts_open_and_overdue_items_per_task(engine, history, onl
     deals = {d["id"]: d for d in history.deals}
     items = [i for i in history.items if i["status"] == "open" and deals[i["instance_id"]]["kind"] == "typical"
              and (only is None or i["assignee_id"] == history.users[only])]
-    scope = None if only is None else WorkItem.assignee_id == history.users[only]
+    scope = None if only is None else WorkItemQuery().within(assigned_to(history.users[only]))
     with engine.reading() as session:
         heat = analytics.overdue_heatmap(session, "typical_sale", NOW, scope)
         total, listed = analytics.heatmap_items(session, "typical_sale", "first_contact", scope, limit=5)
@@ -427,7 +427,7 @@ def test_the_heatmap_counts_open_and_overdue_items_per_task(engine, history, onl
                                  "medium" if share >= 0.25 else "low")
     shares = [t.overdue_share for t in heat]
     assert shares == sorted(shares, reverse=True)
-    first_contact = sorted(per_task["first_contact"], key=lambda i: (i["due_at"], i["id"]))
+    first_contact = sorted(per_task["first_contact"], key=lambda i: (i["due_at"], -i["priority"], i["id"]))
     assert total == len(first_contact)
     assert [i.id for i in listed] == [i["id"] for i in first_contact[:5]]
 

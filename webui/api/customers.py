@@ -27,13 +27,12 @@ from processes.models import (
     PartnerRole,
 )
 from processes.stages import STAGE_CODES, STAGES
-from webui.access import Person
+from webui.access import Person, crm
 from webui.api import api
 from webui.api.operations import STAFF, Parameter, note
 from webui.api.schema import array, boolean, free_object, identifier, integer, number, obj, string
 from webui.api.work import moment
-from webui.customers import crm
-from webui.ops import engine_step
+from webui.metrics import engine_step
 
 MAX_AMOUNT = 999_999_999_999.99  # deals.amount is NUMERIC(14, 2)
 TAG = "Customers"

@@ -29,7 +29,7 @@ from webui.access import Person, engine, person_by_id
 from webui.api import tokens
 from webui.api.errors import ApiError, answer_error, invalid
 from webui.api.schema import MAX_ID, Checker, Schema, query_value, ref
-from webui.ops import observe_request
+from webui.metrics import observe_request
 
 log = logging.getLogger("crmflow.api")
 

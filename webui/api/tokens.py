@@ -13,13 +13,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import selectinload
-
 from engine import people
 from engine.errors import NotAuthorized, NotFound
-from engine.models import ApiToken, User
 from engine.runtime import Engine
+from webui import readmodel
 
 TOKEN_PREFIX = "crm_"
 SHOWN_PREFIX_LENGTH = 12  # "crm_" and 8 characters: enough to tell one's tokens apart
@@ -30,7 +27,7 @@ LAST_USED_GRANULARITY = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class IssuedToken:
-    token: ApiToken
+    token: readmodel.ApiToken
     secret: str  # the whole token: shown to its owner once, never stored
 
 
@@ -52,30 +49,23 @@ def create_token(engine: Engine, username: str, name: str, expires_at: datetime 
         user = people.get_user(session, username)
         if not user.active:
             raise NotAuthorized(f"{username} is not active and cannot have API tokens.")
-        token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(secret),
-                         prefix=secret[:SHOWN_PREFIX_LENGTH], created_at=now, expires_at=expires_at)
-        session.add(token)
-        session.flush()
-        session.refresh(token, ["user"])
+        token = readmodel.add_token(session, user.id, name, hash_token(secret), secret[:SHOWN_PREFIX_LENGTH], now,
+                                    expires_at)
     return IssuedToken(token, secret)
 
 
-def tokens(engine: Engine, username: str | None = None, include_revoked: bool = False) -> list[ApiToken]:
+def tokens(engine: Engine, username: str | None = None, include_revoked: bool = False) -> list[readmodel.ApiToken]:
     """Tokens, newest first: one user's, or everyone's."""
     with engine.reading() as session:
-        query = select(ApiToken).options(selectinload(ApiToken.user)).order_by(ApiToken.id.desc())
-        if username is not None:
-            query = query.where(ApiToken.user_id == people.get_user(session, username).id)
-        if not include_revoked:
-            query = query.where(ApiToken.revoked_at.is_(None))
-        return list(session.scalars(query))
+        user_id = people.get_user(session, username).id if username is not None else None
+        return readmodel.tokens_of(session, user_id, include_revoked)
 
 
-def revoke_token(engine: Engine, token_id: int, by: str, owner: str | None = None) -> ApiToken:
+def revoke_token(engine: Engine, token_id: int, by: str, owner: str | None = None) -> readmodel.ApiToken:
     """Revoke a token for good. With ``owner``, only a token of that user (a person
     revoking their own in the UI); revoking twice is harmless."""
     with engine.transaction() as session:
-        token = session.get(ApiToken, token_id, options=[selectinload(ApiToken.user)])
+        token = readmodel.token_with_user(session, token_id)
         if token is None or (owner is not None and token.user.username != owner):
             raise NotFound(f"There is no API token {token_id}" + (f" of {owner}." if owner else "."))
         if token.revoked_at is None:
@@ -91,15 +81,10 @@ def user_id_of_token(engine: Engine, secret: str) -> int | None:
         return None
     now = engine.clock()
     with engine.reading() as session:
-        row = session.execute(
-            select(ApiToken.id, ApiToken.user_id, ApiToken.last_used_at)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None),
-                   or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now), User.active.is_(True))
-        ).first()
+        row = readmodel.valid_token(session, hash_token(secret), now)
     if row is None:
         return None
     if row.last_used_at is None or row.last_used_at < now - LAST_USED_GRANULARITY:
         with engine.transaction() as session:
-            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            readmodel.mark_token_used(session, row.id, now)
     return row.user_id

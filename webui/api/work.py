@@ -1,37 +1,35 @@
 """The API of the process engine: who I am, my work items and my groups' queue, claiming,
 completing and reassigning them, starting an instance and reading it with its history.
 
-Who may do what is the UI's rule, from the same functions: ``may_see_item`` and
-``may_see_instance`` (webui/access.py), the overdue board's department for managers
-(webui/board.py); the engine refuses the rest (a non-candidate's claim, a stale form).
+Who may do what is the UI's rule, from the same policy (``webui.visibility``) and the same
+read model (``webui.readmodel``: the overdue board's department for managers); the engine
+refuses the rest (a non-candidate's claim, a stale form).
 """
 
 from __future__ import annotations
 
-import heapq
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import jsonify, url_for
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
 
 from engine.errors import ProcessNotDeployed
 from engine.bpmn.forms import FieldSpec
-from engine.models import HistoryEvent, ItemStatus, ProcessInstance, WorkItem, WorkItemCandidate
 from engine.runtime import CompletedItem, InstanceDetails
 from processes.crm import CLAIM_PROCESS, DEAL_PROCESSES, PROJECT_TASK_PROCESS
-from webui.access import Person, engine, may_see_instance, may_see_item, team_members
+from webui import readmodel
+from webui.access import Person, engine
 from webui.api import api
 from webui.api.errors import ApiError, invalid
 from webui.api.operations import STAFF, Parameter, note
 from webui.api.schema import array, boolean, free_object, identifier, integer, obj, string
-from webui.board import department_condition
-from webui.ops import engine_step
+from webui.metrics import engine_step
+from webui.readmodel import ItemStatus
+from webui.visibility import may_see_instance, may_see_item
 
 MAX_PAGE = 200
 MAX_OFFSET = 10_000
-SCOPES = ("all", "mine", "queue", "team")
+SCOPES = readmodel.API_SCOPES
 # Processes whose records the CRM keeps (a deal, a claim): they are started through those resources.
 _CRM_PROCESSES = {**{key: "POST /customers/{customer_id}/deals" for key in DEAL_PROCESSES.values()},
                   CLAIM_PROCESS: "POST /customers/{customer_id}/claims",
@@ -115,7 +113,7 @@ def moment(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat() if value is not None else None
 
 
-def work_item_payload(item: WorkItem, now: datetime) -> dict[str, Any]:
+def work_item_payload(item: readmodel.WorkItem, now: datetime) -> dict[str, Any]:
     return {
         "id": item.id, "instance_id": item.instance_id, "name": item.name, "task_spec": item.task_spec,
         "stage": item.stage, "lane": item.lane, "status": item.status, "version": item.version,
@@ -135,7 +133,7 @@ def _field_payload(field: FieldSpec) -> dict[str, Any]:
             "constraints": dict(field.constraints)}
 
 
-def _history_payload(event: HistoryEvent) -> dict[str, Any]:
+def _history_payload(event: readmodel.HistoryEvent) -> dict[str, Any]:
     return {"id": event.id, "type": event.type, "at": moment(event.at), "actor": event.actor,
             "work_item_id": event.work_item_id, "task_spec": event.task_spec, "detail": event.detail or {}}
 
@@ -189,54 +187,20 @@ def me(person: Person):
 )
 def list_work_items(person: Person, query: dict[str, Any]):
     limit, offset = query["limit"], query["offset"]
-    wanted = offset + limit + 1  # one more than the page: is there a next one?
-    if query["scope"] == "team":
-        if not person.is_manager:
-            raise ApiError(403, "forbidden", "scope=team lists a manager's department: this needs the role manager.")
-        with engine().reading() as session:
-            items = _team_items(session, person, query, wanted)
-    else:
-        filters = {"status": query["status"], "overdue": query["overdue"], "instance_id": query["instance_id"],
-                   "candidate_group": query["group"], "limit": wanted}
-        halves = []
-        if query["scope"] in ("all", "mine"):
-            halves.append(engine().work_items(assignee=person.username, **filters))
-        if query["scope"] in ("all", "queue"):
-            halves.append(engine().work_items(queue_of=person.username, **filters))
-        items = list(heapq.merge(*halves, key=_inbox_order))[:wanted]
-    page = items[offset:offset + limit]
+    if query["scope"] == "team" and not person.is_manager:
+        raise ApiError(403, "forbidden", "scope=team lists a manager's department: this needs the role manager.")
     now = engine().clock()
-    return {"items": [work_item_payload(item, now) for item in page], "limit": limit, "offset": offset,
-            "next_offset": offset + limit if len(items) > offset + limit else None}
-
-
-_NO_DEADLINE = datetime.max.replace(tzinfo=timezone.utc)
-
-
-def _inbox_order(item: WorkItem):
-    """The engine's order of work items in Python, to merge the two halves: no deadline last."""
-    return (item.due_at is None, item.due_at or _NO_DEADLINE, -item.priority, item.id)
-
-
-def _team_items(session: Session, person: Person, query: dict[str, Any], wanted: int) -> list[WorkItem]:
-    now = engine().clock()
-    statement = select(WorkItem).where(department_condition(session, person), WorkItem.status == query["status"])
-    if query["overdue"] is True:
-        statement = statement.where(WorkItem.due_at < now)
-    elif query["overdue"] is False:
-        statement = statement.where(or_(WorkItem.due_at.is_(None), WorkItem.due_at >= now))
-    if query["instance_id"] is not None:
-        statement = statement.where(WorkItem.instance_id == query["instance_id"])
-    if query["group"] is not None:
-        statement = statement.where(WorkItem.id.in_(select(WorkItemCandidate.work_item_id).where(
-            WorkItemCandidate.kind == "group", WorkItemCandidate.name == query["group"])))
-    statement = statement.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.priority.desc(), WorkItem.id)
-    return list(session.scalars(statement.limit(wanted).options(selectinload(WorkItem.candidates))))
-
-
-def _visible_item(person: Person, item_id: int) -> WorkItem:
     with engine().reading() as session:
-        item = session.get(WorkItem, item_id, options=[selectinload(WorkItem.candidates)])
+        page, more = readmodel.work_item_page(
+            session, person, query["scope"], status=query["status"], overdue=query["overdue"],
+            instance_id=query["instance_id"], group=query["group"], now=now, limit=limit, offset=offset)
+    return {"items": [work_item_payload(item, now) for item in page], "limit": limit, "offset": offset,
+            "next_offset": offset + limit if more else None}
+
+
+def _visible_item(person: Person, item_id: int) -> readmodel.WorkItem:
+    with engine().reading() as session:
+        item = readmodel.work_item(session, item_id)
         if item is None:
             raise ApiError(404, "not_found", f"There is no work item {item_id}.")
         if not may_see_item(session, person, item):
@@ -300,17 +264,15 @@ def complete_work_item(person: Person, item_id: int, body: dict[str, Any]):
 )
 def reassign_work_item(person: Person, item_id: int, body: dict[str, Any]):
     with engine().reading() as session:
-        item = session.get(WorkItem, item_id)
-        if item is None:
+        status = readmodel.work_item_status(session, item_id)
+        if status is None:
             raise ApiError(404, "not_found", f"There is no work item {item_id}.")
-        if item.status != ItemStatus.OPEN.value:
-            raise ApiError(409, "work_item_closed", f"Work item {item_id} is already {item.status}.",
-                           work_item_id=item_id, item_status=item.status)
-        in_department = session.scalar(select(WorkItem.id).where(WorkItem.id == item_id,
-                                                                 department_condition(session, person)))
-        if in_department is None:
+        if status != ItemStatus.OPEN.value:
+            raise ApiError(409, "work_item_closed", f"Work item {item_id} is already {status}.",
+                           work_item_id=item_id, item_status=status)
+        if not readmodel.in_department(session, person, item_id):
             raise ApiError(403, "forbidden", f"Work item {item_id} is not in your department.")
-        targets = {user.username for user in team_members(session, person)} | {person.username}
+        targets = {user.username for user in readmodel.team_members(session, person)} | {person.username}
     if body["to_user"] not in targets:
         raise invalid({"to_user": "is not someone in your team"})
     with engine_step("reassign"):
@@ -359,7 +321,7 @@ def start_instance(person: Person, body: dict[str, Any]):
                            "or in which someone they manage took part.")
 def get_instance(person: Person, instance_id: int):
     with engine().reading() as session:
-        instance = session.get(ProcessInstance, instance_id)
+        instance = readmodel.instance(session, instance_id)
         if instance is None:
             raise ApiError(404, "not_found", f"There is no process instance {instance_id}.")
         if not may_see_instance(session, person, instance):

@@ -40,7 +40,7 @@ class EventType(enum.StrEnum):
     STAGE_ENTERED = "stage_entered"
     STAGE_LEFT = "stage_left"
     TIMER_FIRED = "timer_fired"
-    # A rung of a deadline's escalation ladder fired, or was skipped (engine/escalation.py).
+    # A rung of a deadline's escalation ladder fired, or was skipped (engine/deadlines/escalation.py).
     ESCALATED = "escalated"
 
 
@@ -237,7 +237,7 @@ class HistoryEvent(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-# -- deadlines, escalations and notifications (engine/escalation.py, engine/notifications.py) --
+# -- deadlines, escalations and notifications (engine/deadlines/escalation.py, engine/outbox/notifications.py) --
 
 
 class EscalationStatus(enum.StrEnum):
@@ -249,7 +249,7 @@ class EscalationStatus(enum.StrEnum):
 
 
 class EscalationLevel(enum.StrEnum):
-    """The rungs of a deadline's ladder, in the order they fire (engine/escalation.py)."""
+    """The rungs of a deadline's ladder, in the order they fire (engine/deadlines/escalation.py)."""
 
     REMINDER = "reminder"
     BREACH = "breach"
@@ -362,7 +362,7 @@ class OutboxMessage(Base):
     notification: Mapped[Notification | None] = relationship()
 
 
-# -- the REST API's tokens and the schedulers' heartbeats (webui/api, engine/heartbeat.py) --
+# -- the REST API's tokens and the schedulers' heartbeats (webui/api, engine/scheduling/heartbeat.py) --
 
 
 class ApiToken(Base):

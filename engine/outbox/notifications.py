@@ -152,7 +152,7 @@ class OutboxSender:
 
     The claiming, retrying and never-twice bookkeeping is the same for every channel:
     a sender handles the rows of its ``channel`` and delivers them with ``_transport``
-    (engine/webhooks.py sends webhooks so)."""
+    (engine/outbox/webhooks.py sends webhooks so)."""
 
     channel = EMAIL
 

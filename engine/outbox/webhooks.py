@@ -4,8 +4,8 @@ When ``CRMFLOW_WEBHOOK_URLS`` is set, every engine step that starts or ends an i
 or creates or completes a work item, and every escalation the sweep fires, writes one
 ``outbox_messages`` row (channel ``webhook``) per URL, in the transaction of the step:
 an event exists exactly when its step committed. ``WebhookSender`` (a job of every
-scheduler, see engine/scheduler.py) POSTs the rows with the outbox's claim, retry and
-never-twice rules (engine/notifications.py): a sender that stops between the POST and
+scheduler, see engine/scheduling/scheduler.py) POSTs the rows with the outbox's claim, retry and
+never-twice rules (engine/outbox/notifications.py): a sender that stops between the POST and
 recording it leaves the row ``uncertain`` rather than posting it again.
 
 Each POST carries the event as JSON and these headers::
@@ -170,7 +170,7 @@ def verify_signature(secret: str, header: str, body: bytes, now: float | None = 
 
 class WebhookSender(OutboxSender):
     """POSTs the due webhook rows of the outbox; a 2xx answer is a delivery, anything else
-    a failed attempt retried with back-off (engine/notifications.py)."""
+    a failed attempt retried with back-off (engine/outbox/notifications.py)."""
 
     channel = WEBHOOK
 

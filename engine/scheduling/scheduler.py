@@ -3,8 +3,8 @@
 APScheduler runs the jobs in a background thread pool, either embedded in the web
 server (``start_embedded``, what ``crmflow serve`` calls) or alone in ``crmflow worker``
 (``run_worker``) for several processes or machines. Any number of schedulers may run
-against one database: every job claims its rows atomically (see engine/escalation.py,
-engine/notifications.py, and ``Engine.wake``, which locks the instance), so each timer,
+against one database: every job claims its rows atomically (see engine/deadlines/escalation.py,
+engine/outbox/notifications.py, and ``Engine.wake``, which locks the instance), so each timer,
 rung and message is handled once.
 
 Jobs:
@@ -17,8 +17,8 @@ Jobs:
   start it escalates, once and in order, whatever fell due while no scheduler ran.
 - ``outbox`` (every ``outbox_interval``): sends due e-mail, with retries and back-off.
 - ``webhooks`` (every ``outbox_interval``, when CRMFLOW_WEBHOOK_URLS is set): posts due
-  webhook events the same way (engine/webhooks.py).
-- ``heartbeat`` (every 10 s): tells other processes this scheduler is alive (engine/heartbeat.py).
+  webhook events the same way (engine/outbox/webhooks.py).
+- ``heartbeat`` (every 10 s): tells other processes this scheduler is alive (engine/scheduling/heartbeat.py).
 
 What is due is decided by the engine's clock (``engine.clock``), as every step is: a
 scheduler on a fake clock fires timers and escalations as of that clock. APScheduler runs

@@ -68,7 +68,7 @@ ADMITTED = {
     ("GET", "/metrics"): EVERYONE,  # CRMFLOW_METRICS_TOKEN would close it (tests/test_ops.py)
     ("GET", "/api/v1/openapi.json"): EVERYONE,
     # The REST API takes a bearer token, never the session cookie: signed in or not, nobody gets
-    # in this way. Who gets in with a token is tests/test_api.py's table.
+    # in this way. Who gets in with a token is tests/api/test_api.py's table.
     **{("GET" if name.startswith("GET ") else "POST", name.split(" ", 1)[1]): set() for name in (
         "GET /api/v1/me", "GET /api/v1/work-items", "GET /api/v1/work-items/<int:item_id>",
         "POST /api/v1/work-items/<int:item_id>/claim", "POST /api/v1/work-items/<int:item_id>/complete",

@@ -1,5 +1,5 @@
 """The API of the CRM: customers (search, the duplicate check, registering, the card),
-interactions, deals and claims, through the CRM facade (processes/crm.py).
+interactions, deals and claims, through the CRM facade (processes/crm/).
 
 As in the UI, the customer base is the company's: employees and managers (and admins)
 use all of it; the facade enforces the rest (a deal for someone else needs their manager).

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from engine.errors import FieldError, InvalidValue
+from processes.texts import _, ngettext
+
 # Legal forms that do not distinguish one organisation from another (Russian, Latvian, English).
 LEGAL_FORMS = {
     "ооо", "оао", "зао", "пао", "ао", "нао", "ип", "чп", "тоо", "нко", "гуп", "муп", "фгуп",
@@ -27,21 +30,23 @@ def normal_name(name: str) -> str:
 
 def normal_phone(phone: str) -> str:
     """Digits only, Russian numbers in their international form (7 and ten digits).
-    Raises ValueError for something that cannot be a phone number."""
+    Raises InvalidValue (a ValueError) for something that cannot be a phone number."""
     digits = re.sub(r"\D", "", phone)
     if len(digits) == 11 and digits.startswith("8"):
         digits = "7" + digits[1:]
     elif len(digits) == 10 and digits.startswith("9"):
         digits = "7" + digits  # a Russian mobile written without the country code
     if not 6 <= len(digits) <= 15:
-        raise ValueError(f"{phone!r} is not a phone number (it has {len(digits)} digits)")
+        raise InvalidValue(FieldError("not_a_phone", ngettext("%(value)s is not a phone number (it has %(num)d digit)",
+                                                              "%(value)s is not a phone number (it has %(num)d digits)",
+                                                              len(digits), value=repr(phone))))
     return digits
 
 
 def normal_email(email: str) -> str:
     value = email.strip().lower()
     if not _EMAIL.match(value):
-        raise ValueError(f"{email!r} is not an e-mail address")
+        raise InvalidValue(FieldError("not_an_email", _("%(value)s is not an e-mail address", value=repr(email))))
     return value
 
 
@@ -56,17 +61,19 @@ def _check_digit(digits: str, weights: tuple[int, ...]) -> int:
 
 def normal_inn(inn: str) -> str:
     """A Russian tax id: 10 digits (organisation) or 12 (person, sole trader), with valid
-    check digits. Raises ValueError saying what is wrong."""
+    check digits. Raises InvalidValue (a ValueError) saying what is wrong."""
     value = re.sub(r"\s", "", inn)
     if not value.isdigit() or len(value) not in (10, 12):
-        raise ValueError(f"INN {inn!r} must be 10 digits (organisation) or 12 digits (person)")
+        raise InvalidValue(FieldError("inn_length", _("INN %(value)s must be 10 digits (organisation) or 12 digits "
+                                                      "(person)", value=repr(inn))))
     if len(value) == 10:
         valid = _check_digit(value, _INN10_WEIGHTS) == int(value[9])
     else:
         valid = (_check_digit(value, _INN12_WEIGHTS_1) == int(value[10])
                  and _check_digit(value, _INN12_WEIGHTS_2) == int(value[11]))
     if not valid:
-        raise ValueError(f"INN {inn!r} has a wrong check digit (mistyped?)")
+        raise InvalidValue(FieldError("inn_check_digit", _("INN %(value)s has a wrong check digit (mistyped?)",
+                                                           value=repr(inn))))
     return value
 
 

@@ -29,7 +29,7 @@ from babel import dates as babel_dates
 from babel.numbers import NumberPattern, parse_pattern
 from flask_babel import format_date, format_decimal, format_percent, get_locale, get_timezone
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
+from flask_babel import lazy_gettext, ngettext
 from flask_login import current_user
 from lxml import etree
 from markupsafe import Markup, escape
@@ -742,7 +742,7 @@ def _indicator_chart(name: str, rows: list[analytics.ManagerRow]) -> dict[str, A
     shown = ranked[:CHART_MANAGERS]
     title = str(INDICATOR_TITLES[name])
     if len(shown) < len(rows):
-        title = _("%(indicator)s: the %(num)d highest", indicator=title, num=len(shown))
+        title = ngettext("%(indicator)s: top %(num)d", "%(indicator)s: top %(num)d", len(shown), indicator=title)
     legends = [_("This period"), _("Previous period"), _("A year before")]
     return _chart(f"indicator_{name}", title, "bar", [row.display_name for row in shown], [
         _dataset(legend, [row.periods[index].indicator(name) for row in shown], color,

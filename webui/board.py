@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from engine.errors import Conflict, NotAuthorized
 from engine.models import ItemStatus, User, WorkItem
 from webui.access import Person, candidate_filter, engine, role_required, team_ids, team_members
+from webui.i18n import local
 
 bp = Blueprint("board", __name__, url_prefix="/board")
 MAX_REASON = 500
@@ -109,7 +110,7 @@ def reassign():
             engine().reassign(item.id, target.username, current_user.username, reason or None)
             moved += 1
         except (Conflict, NotAuthorized) as refused:
-            failed.append(f"#{item.id} {item.name}: {refused}")
+            failed.append(f"#{item.id} {item.name}: {local(refused)}")
     if moved:
         flash(ngettext("Reassigned %(num)d item to %(name)s.", "Reassigned %(num)d items to %(name)s.", moved,
                        name=target.display_name), "success")

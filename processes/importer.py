@@ -67,7 +67,7 @@ KINDS = {"organisation": "organisation", "organization": "organisation", "compan
 class Rejected:
     row: int
     name: str
-    reason: Text
+    reason: Text | Listing  # why, to render in the reader's language (str(): English)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from engine.deadlines.escalation import EscalationService
 from engine.errors import CrmflowError
 from engine.outbox.webhooks import WebhookSettings
 from engine.runtime import Engine
+from engine.texts import _, ngettext
 
 
 class OpenedSystem(Protocol):
@@ -119,9 +120,10 @@ def validate(engine: Engine, paths: tuple[Path, ...]) -> None:
         click.echo(str(problem), err=problem.severity == "error")
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        click.echo(f"{len(errors)} error(s).", err=True)
+        click.echo(str(ngettext("%(num)d error.", "%(num)d errors.", len(errors))), err=True)
         sys.exit(1)
-    click.echo("OK: no errors." + (f" {len(problems)} warning(s)." if problems else ""))
+    click.echo(str(_("OK: no errors.")) + (" " + str(ngettext("%(num)d warning.", "%(num)d warnings.", len(problems)))
+                                           if problems else ""))
 
 
 @cli.command()
@@ -267,7 +269,8 @@ def outbox(engine: Engine, status: str | None, resend_id: int | None) -> None:
         return
     messages = outbox_messages(engine, status)
     for message in messages:
-        click.echo(f"{message.id:6}  {message.status:9} {message.attempts} attempt(s)  {message.recipient:30} "
+        attempts = ngettext("%(num)d attempt", "%(num)d attempts", message.attempts)
+        click.echo(f"{message.id:6}  {message.status:9} {attempts!s:11} {message.recipient:30} "
                    f"{message.subject[:50]}  {message.result or ''}")
     if not messages:
         click.echo("No messages.")

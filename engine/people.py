@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from engine.errors import NotFound, UnknownUser
 from engine.models import Group, Role, User, UserRole, WorkItem
+from engine.texts import _
 
 
 def get_user(session: Session, username: str) -> User:
@@ -31,7 +32,7 @@ def find_user(session: Session, username: str) -> User | None:
 def get_group(session: Session, name: str) -> Group:
     group = session.scalar(select(Group).where(Group.name == name))
     if group is None:
-        raise NotFound(f"There is no group called {name!r}.")
+        raise NotFound(_("There is no group called '%(group)s'.", group=name), code="group_not_found")
     return group
 
 

@@ -10,6 +10,7 @@ from engine.cli import pass_system
 from processes.importer import count_rows
 from processes.importer import import_customers as run_import
 from processes.system import System
+from processes.texts import ngettext
 
 
 @click.command("import-customers")
@@ -29,16 +30,20 @@ def import_customers(system: System, file: Path, by: str, curator: str | None, r
     total = count_rows(file)
     with click.progressbar(length=total, label=f"Importing {file.name}", show_pos=True) as bar:
         report = run_import(engine, file, by, curator=curator, progress=bar.update)
-    click.echo(report.summary())
+    click.echo(str(report.summary()))
     for rejected in report.rejected[:50]:
         click.echo(f"  row {rejected.row} rejected ({rejected.name or 'no name'}): {rejected.reason}")
     if len(report.rejected) > 50:
-        click.echo(f"  ... and {len(report.rejected) - 50} more rejected rows" +
-                   ("" if report_path else "; use --report FILE for all of them"))
+        more = ngettext("... and %(num)d more rejected row", "... and %(num)d more rejected rows",
+                        len(report.rejected) - 50)
+        click.echo(f"  {more}" + ("" if report_path else "; use --report FILE for all of them"))
     for matched in report.matched[:20]:
-        click.echo(f"  row {matched.row} matched customer #{matched.customer_id}: {', '.join(matched.reasons)}")
+        reasons = ", ".join(map(str, matched.reasons))
+        click.echo(f"  row {matched.row} matched customer #{matched.customer_id}: {reasons}")
     if len(report.matched) > 20:
-        click.echo(f"  ... and {len(report.matched) - 20} more matched rows")
+        more = ngettext("... and %(num)d more matched row", "... and %(num)d more matched rows",
+                        len(report.matched) - 20)
+        click.echo(f"  {more}")
     if report_path:
         report.write_csv(report_path)
         click.echo(f"Report written to {report_path}")

@@ -16,9 +16,12 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from engine import people
-from processes.errors import InvalidData
+from engine.errors import FieldError, InvalidValue
+from engine.texts import Text
+from processes.errors import REQUIRED, InvalidData, one_of
 from processes.models import ContactPerson, Customer, CustomerKey, CustomerKind, CustomerStatus, PartnerRole
 from processes.normalize import normal_email, normal_inn, normal_name, normal_phone
+from processes.texts import _, ngettext
 
 IMPORTANCE = ("A", "B", "C")
 DECISION_ROLES = ("decision_maker", "influencer", "user", "gatekeeper", "other")
@@ -55,11 +58,41 @@ class CustomerDraft:
 
 
 @dataclass(frozen=True)
+class DuplicateReason:
+    """Why a customer may be the same one: it shares this normalised key (``kind``: inn,
+    phone, email or name)."""
+
+    kind: str
+    value: str
+
+    @property
+    def text(self) -> Text:
+        if self.kind == "inn":
+            return _("same INN %(value)s", value=self.value)
+        if self.kind == "phone":
+            return _("same phone +%(value)s", value=self.value)
+        if self.kind == "email":
+            return _("same e-mail %(value)s", value=self.value)
+        return _("same name “%(value)s”", value=self.value)
+
+    def render(self, locale=None) -> str:
+        return self.text.render(locale)
+
+    def __str__(self) -> str:
+        return str(self.text)
+
+
+def sorted_reasons(reasons) -> tuple[DuplicateReason, ...]:
+    """In the order people have always read them: alphabetically, in English."""
+    return tuple(sorted(reasons, key=str))
+
+
+@dataclass(frozen=True)
 class DuplicateCandidate:
     customer_id: int
     name: str
     inn: str | None
-    reasons: tuple[str, ...]  # e.g. "same INN 7707083893", "same phone 74951234567"
+    reasons: tuple[DuplicateReason, ...]
 
 
 @dataclass(frozen=True)
@@ -75,12 +108,13 @@ class CleanCustomer:
 
 def check_draft(draft: CustomerDraft) -> CleanCustomer:
     """The draft's values checked and normalised, or InvalidData naming every bad field."""
-    errors: dict[str, str] = {}
+    errors: dict[str, FieldError] = {}
     name = (draft.name or "").strip()
     if not name:
-        errors["name"] = "is required"
+        errors["name"] = REQUIRED
     elif len(name) > 300:
-        errors["name"] = "must be at most 300 characters"
+        errors["name"] = FieldError("too_long", ngettext("must be at most %(num)d character",
+                                                         "must be at most %(num)d characters", 300))
     _choice(errors, "kind", draft.kind, [k.value for k in CustomerKind])
     _choice(errors, "partner_role", draft.partner_role, [r.value for r in PartnerRole])
     _choice(errors, "status", draft.status, [s.value for s in CustomerStatus])
@@ -90,15 +124,15 @@ def check_draft(draft: CustomerDraft) -> CleanCustomer:
     if draft.inn and draft.inn.strip():
         try:
             inn = normal_inn(draft.inn)
-        except ValueError as problem:
-            errors["inn"] = str(problem)
+        except InvalidValue as bad:
+            errors["inn"] = bad.problem
     phones = _normalised(errors, "phones", draft.phones, normal_phone)
     emails = _normalised(errors, "emails", draft.emails, normal_email)
     keys: list[tuple[str, str]] = []
     for index, contact in enumerate(draft.contacts):
         where = f"contacts[{index + 1}]"
         if not (contact.name or "").strip():
-            errors[f"{where}.name"] = "is required"
+            errors[f"{where}.name"] = REQUIRED
         if contact.decision_role is not None:
             _choice(errors, f"{where}.decision_role", contact.decision_role, list(DECISION_ROLES))
         keys += [("phone", p) for p in _normalised(errors, f"{where}.phones", contact.phones, normal_phone)]
@@ -117,14 +151,14 @@ def find_duplicates(session: Session, clean: CleanCustomer, limit: int = 20) -> 
     rows = session.execute(
         select(CustomerKey.customer_id, CustomerKey.kind, CustomerKey.value).where(key_condition(clean.keys))
     ).all()
-    reasons: dict[int, list[str]] = defaultdict(list)
+    reasons: dict[int, list[DuplicateReason]] = defaultdict(list)
     for customer_id, kind, value in rows:
-        reasons[customer_id].append(_REASON[kind](value))
+        reasons[customer_id].append(DuplicateReason(kind, value))
     if not reasons:
         return []
     ranked = rank(reasons)[:limit]
     customers = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ranked)))}
-    return [DuplicateCandidate(cid, customers[cid].name, customers[cid].inn, tuple(sorted(reasons[cid])))
+    return [DuplicateCandidate(cid, customers[cid].name, customers[cid].inn, sorted_reasons(reasons[cid]))
             for cid in ranked]
 
 
@@ -139,17 +173,9 @@ def key_condition(keys: Iterable[tuple[str, str]]):
                  for kind, values in sorted(by_kind.items())))
 
 
-_REASON = {
-    "name": lambda v: f"same name “{v}”",
-    "inn": lambda v: f"same INN {v}",
-    "phone": lambda v: f"same phone +{v}",
-    "email": lambda v: f"same e-mail {v}",
-}
-
-
-def _weight(reasons: list[str]) -> int:
+def _weight(reasons: list[DuplicateReason]) -> int:
     # An INN is a strong sign; a shared name alone is the weakest.
-    return sum(10 if r.startswith("same INN") else 1 for r in reasons)
+    return sum(10 if r.kind == "inn" else 1 for r in reasons)
 
 
 def create_customer(session: Session, clean: CleanCustomer, now: datetime, by: str | None) -> Customer:
@@ -202,27 +228,23 @@ def contact_rows(clean: CleanCustomer) -> list[dict[str, Any]]:
             for c in clean.draft.contacts]
 
 
-def rank(reasons_by_customer: dict[int, list[str]]) -> list[int]:
+def rank(reasons_by_customer: dict[int, list[DuplicateReason]]) -> list[int]:
     """Customer ids, the likeliest duplicate first."""
     return sorted(reasons_by_customer, key=lambda cid: (-_weight(reasons_by_customer[cid]), cid))
 
 
-def describe(kind: str, value: str) -> str:
-    return _REASON[kind](value)
-
-
-def _choice(errors: dict[str, str], name: str, value: str, allowed: list[str]) -> None:
+def _choice(errors: dict[str, FieldError], name: str, value: str, allowed: list[str]) -> None:
     if value not in allowed:
-        errors[name] = f"must be one of {', '.join(allowed)}"
+        errors[name] = one_of(allowed)
 
 
-def _normalised(errors: dict[str, str], name: str, values: list[str], normalise) -> list[str]:
+def _normalised(errors: dict[str, FieldError], name: str, values: list[str], normalise) -> list[str]:
     out = []
     for value in values:
         if not value or not str(value).strip():
             continue
         try:
             out.append(normalise(str(value)))
-        except ValueError as problem:
-            errors[name] = str(problem)
+        except InvalidValue as bad:
+            errors[name] = bad.problem
     return list(dict.fromkeys(out))

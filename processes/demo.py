@@ -26,6 +26,7 @@ from processes.errors import DuplicateCustomer
 from processes.normalize import complete_inn
 from processes.stages import STAGES
 from processes.system import build_system
+from processes.texts import ngettext
 
 # The process library beside the package (the project is installed in place, pip install -e).
 BPMN_LIBRARY = Path(__file__).resolve().parent.parent / "bpmn"
@@ -231,7 +232,7 @@ class _Builder:
                 self.customer_ids.append(self.crm.register_customer(draft, by=curator).customer.id)
             except DuplicateCustomer:
                 continue
-        self.echo(f"{len(self.customer_ids)} customers")
+        self.echo(str(ngettext("%(num)d customer", "%(num)d customers", len(self.customer_ids))))
 
     # -- deals ---------------------------------------------------------------------------
 
@@ -406,4 +407,4 @@ class _Builder:
                     "Согласование сроков", "Звонок по счёту")), customer.curator.username,
                     status="planned" if planned else "done", at=at)
                 count += 1
-        self.echo(f"{count} interactions")
+        self.echo(str(ngettext("%(num)d interaction", "%(num)d interactions", count)))

@@ -28,11 +28,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine import people
+from engine.errors import listed
 from engine.runtime import Engine
+from engine.texts import Listing, Text
 from processes import customers as store
-from processes.customers import ContactDraft, CustomerDraft
-from processes.errors import InvalidData
+from processes.customers import ContactDraft, CustomerDraft, DuplicateReason, sorted_reasons
+from processes.errors import InvalidData, no_such_user
 from processes.models import ContactPerson, Customer, CustomerKey
+from processes.texts import _, ngettext
 
 BATCH_SIZE = 500
 # (kind, value) pairs per duplicate lookup: far below SQLite's and PostgreSQL's parameter limits.
@@ -65,7 +68,7 @@ KINDS = {"organisation": "organisation", "organization": "organisation", "compan
 class Rejected:
     row: int
     name: str
-    reason: str
+    reason: Text | Listing  # why, to render in the reader's language (str(): English)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Matched:
     row: int
     name: str
     customer_id: int
-    reasons: tuple[str, ...]
+    reasons: tuple[DuplicateReason, ...]
 
 
 @dataclass
@@ -87,9 +90,13 @@ class ImportReport:
     def total(self) -> int:
         return len(self.created) + len(self.matched) + len(self.rejected)
 
-    def summary(self) -> str:
-        return (f"{self.source}: {self.total} rows: {len(self.created)} created, "
-                f"{len(self.matched)} matched existing customers, {len(self.rejected)} rejected")
+    def summary(self) -> Text:
+        return _("%(source)s: %(rows)s: %(created)s, %(matched)s, %(rejected)s", source=self.source,
+                 rows=ngettext("%(num)d row", "%(num)d rows", self.total),
+                 created=ngettext("%(num)d created", "%(num)d created", len(self.created)),
+                 matched=ngettext("%(num)d matched an existing customer", "%(num)d matched existing customers",
+                                  len(self.matched)),
+                 rejected=ngettext("%(num)d rejected", "%(num)d rejected", len(self.rejected)))
 
     def write_csv(self, path: Path) -> None:
         with path.open("w", newline="", encoding="utf-8") as out:
@@ -98,16 +105,16 @@ class ImportReport:
             for row, customer_id in self.created:
                 writer.writerow([row, "created", "", customer_id, ""])
             for m in self.matched:
-                writer.writerow([m.row, "matched", m.name, m.customer_id, "; ".join(m.reasons)])
+                writer.writerow([m.row, "matched", m.name, m.customer_id, "; ".join(map(str, m.reasons))])
             for r in self.rejected:
-                writer.writerow([r.row, "rejected", r.name, "", r.reason])
+                writer.writerow([r.row, "rejected", r.name, "", str(r.reason)])
 
 
 @dataclass(frozen=True)
 class SourceRow:
     number: int  # the row's number in the file (1 = first data row) or the card's
     values: dict[str, Any]
-    problem: str | None = None  # why the row could not be read at all (a broken vCard)
+    problem: Text | None = None  # why the row could not be read at all (a broken vCard)
 
 
 def read_rows(path: Path) -> Iterator[SourceRow]:
@@ -158,7 +165,7 @@ class _Prepared:
     curator_id: int | None
     customer_id: int | None = None
     same_as: _Prepared | None = None  # an earlier row of the file this one duplicates
-    same_as_reasons: tuple[str, ...] = ()
+    same_as_reasons: tuple[DuplicateReason, ...] = ()
 
 
 def _import_batch(session: Session, batch: list[SourceRow], report: ImportReport, now: datetime, by: str,
@@ -183,28 +190,28 @@ def _import_batch(session: Session, batch: list[SourceRow], report: ImportReport
                     curators[draft.curator] = user.id if user is not None and user.active else None
                 curator_id = curators[draft.curator]
                 if curator_id is None:
-                    raise InvalidData("customer", {"curator": f"there is no crmflow user {draft.curator!r}"})
+                    raise InvalidData("customer", {"curator": no_such_user(draft.curator)})
             prepared.append(_Prepared(row, clean, curator_id))
         except InvalidData as problem:
-            report.rejected.append(Rejected(row.number, name, "; ".join(f"{k}: {v}" for k, v in problem.errors.items())))
+            report.rejected.append(Rejected(row.number, name, Listing(listed(problem.errors), "; ")))
 
     existing = _existing_keys(session, {key for p in prepared for key in p.clean.keys})
     seen_in_file: dict[tuple[str, str], _Prepared] = {}
     new: list[_Prepared] = []
     for entry in prepared:
-        reasons: dict[int, list[str]] = defaultdict(list)
+        reasons: dict[int, list[DuplicateReason]] = defaultdict(list)
         for key in entry.clean.keys:
             for customer_id in existing.get(key, ()):
-                reasons[customer_id].append(store.describe(*key))
+                reasons[customer_id].append(DuplicateReason(*key))
         if reasons:
             best = store.rank(reasons)[0]
-            report.matched.append(Matched(entry.row.number, _name(entry), best, tuple(sorted(reasons[best]))))
+            report.matched.append(Matched(entry.row.number, _name(entry), best, sorted_reasons(reasons[best])))
             continue
         earlier = [(seen_in_file[key], key) for key in entry.clean.keys if key in seen_in_file]
         if earlier:
             entry.same_as = earlier[0][0]
-            entry.same_as_reasons = tuple(sorted(store.describe(*key) for match, key in earlier
-                                                 if match is entry.same_as))
+            entry.same_as_reasons = sorted_reasons(DuplicateReason(*key) for match, key in earlier
+                                                   if match is entry.same_as)
             continue
         for key in entry.clean.keys:
             seen_in_file.setdefault(key, entry)
@@ -220,7 +227,8 @@ def _import_batch(session: Session, batch: list[SourceRow], report: ImportReport
                     _insert(session, [entry], now, by)
             except DBAPIError as problem:
                 reason = str(problem.orig).strip().splitlines()[0] if problem.orig else str(problem)
-                report.rejected.append(Rejected(entry.row.number, _name(entry), f"could not be stored: {reason}"))
+                report.rejected.append(Rejected(entry.row.number, _name(entry),
+                                                _("could not be stored: %(reason)s", reason=reason)))
     for entry in new:
         if entry.customer_id is not None:
             report.created.append((entry.row.number, entry.customer_id))
@@ -228,7 +236,8 @@ def _import_batch(session: Session, batch: list[SourceRow], report: ImportReport
         if entry.same_as is not None:
             if entry.same_as.customer_id is None:
                 report.rejected.append(Rejected(entry.row.number, _name(entry),
-                                                f"duplicates row {entry.same_as.row.number}, which was not stored"))
+                                                _("duplicates row %(row)s, which was not stored",
+                                                  row=entry.same_as.row.number)))
             else:
                 report.matched.append(Matched(entry.row.number, _name(entry), entry.same_as.customer_id,
                                               entry.same_as_reasons))
@@ -391,22 +400,29 @@ def _vcard_rows(path: Path) -> Iterator[SourceRow]:
     becomes the customer with the person as its contact, a card of an organisation alone
     (KIND:org, or ORG without a name) the customer; a card without ORG is a private person."""
     for number, (line, card_lines) in enumerate(_vcard_cards(path.read_bytes()), start=1):
-        where = f"{path.name}, card {number} at line {line}"
+        where = _("%(file)s, card %(card)s at line %(line)s", file=path.name, card=number, line=line)
         if card_lines is None:
-            yield SourceRow(number, {}, problem=f"{where}: the card has no END:VCARD")
+            yield SourceRow(number, {}, problem=_("%(where)s: the card has no END:VCARD", where=where))
             continue
         try:
             card = _read_card(card_lines)
         except vobject.base.VObjectError as problem:
-            at = f"line {line + problem.lineNumber - 1}" if hasattr(problem, "lineNumber") else "the card"
-            yield SourceRow(number, {}, problem=f"{where}: {at} cannot be read ({problem.msg})")
+            if hasattr(problem, "lineNumber"):
+                problem_text = _("%(where)s: line %(line)s cannot be read (%(reason)s)", where=where,
+                                 line=line + problem.lineNumber - 1, reason=problem.msg)
+            else:
+                problem_text = _("%(where)s: the card cannot be read (%(reason)s)", where=where, reason=problem.msg)
+            yield SourceRow(number, {}, problem=problem_text)
         except LookupError as problem:
-            yield SourceRow(number, {}, problem=f"{where}: the card names an unknown character set ({problem})")
+            yield SourceRow(number, {}, problem=_("%(where)s: the card names an unknown character set (%(reason)s)",
+                                                  where=where, reason=str(problem)))
         except UnicodeError as problem:
-            yield SourceRow(number, {}, problem=f"{where}: the card's text is not in the character set it names "
-                                                f"({problem.encoding})")
+            yield SourceRow(number, {}, problem=_("%(where)s: the card's text is not in the character set it names "
+                                                  "(%(charset)s)", where=where, charset=problem.encoding))
         except Exception as problem:  # vobject fails on some malformed cards otherwise (AttributeError, binascii.Error)
-            yield SourceRow(number, {}, problem=f"{where}: the card cannot be read ({type(problem).__name__}: {problem})")
+            failure = f"{type(problem).__name__}: {problem}"
+            yield SourceRow(number, {}, problem=_("%(where)s: the card cannot be read (%(reason)s)", where=where,
+                                                  reason=failure))
         else:
             yield SourceRow(number, _card_values(card))
 

@@ -12,6 +12,9 @@ import re
 
 import phonenumbers
 
+from engine.errors import FieldError, InvalidValue
+from processes.texts import _
+
 # Legal forms that do not distinguish one organisation from another (Russian, Latvian, English).
 LEGAL_FORMS = {
     "ооо", "оао", "зао", "пао", "ао", "нао", "ип", "чп", "тоо", "нко", "гуп", "муп", "фгуп",
@@ -34,45 +37,51 @@ def normal_phone(phone: str) -> str:
     """The number in E.164 without its "+" ("8 (495) 123-45-67 доб. 12" -> "74951234567"),
     the form the phone keys have always had. A number without a country code is Russian
     (8 is the trunk prefix, 8 10 the international one); an extension is not part of the
-    number. Raises ValueError naming the value for anything that is not a valid number."""
+    number. Raises InvalidValue (a ValueError) naming the value for anything that is not a
+    valid number."""
     try:
         number = phonenumbers.parse(phone, DEFAULT_REGION)
     except phonenumbers.NumberParseException as problem:
-        raise ValueError(f"{phone!r} is not a phone number ({_PARSE_PROBLEMS[problem.error_type]})") from None
+        raise _not_a_phone(phone, _PARSE_PROBLEMS[problem.error_type]) from None
     if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"{phone!r} is not a phone number ({_invalid_because(number)})")
+        raise _not_a_phone(phone, _invalid_because(number))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
 
 
+def _not_a_phone(phone: str, reason) -> InvalidValue:
+    return InvalidValue(FieldError("not_a_phone", _("%(value)s is not a phone number (%(reason)s)",
+                                                    value=repr(phone), reason=reason)))
+
+
 _PARSE_PROBLEMS = {
-    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "no country has the code after the +",
-    phonenumbers.NumberParseException.NOT_A_NUMBER: "it has no digits of a number",
-    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too few digits after the international prefix",
-    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too few digits",
-    phonenumbers.NumberParseException.TOO_LONG: "too many digits",
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: _("no country has the code after the +"),
+    phonenumbers.NumberParseException.NOT_A_NUMBER: _("it has no digits of a number"),
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: _("too few digits after the international prefix"),
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: _("too few digits"),
+    phonenumbers.NumberParseException.TOO_LONG: _("too many digits"),
 }
 
 
-def _invalid_because(number: phonenumbers.PhoneNumber) -> str:
+def _invalid_because(number: phonenumbers.PhoneNumber):
     reason = phonenumbers.is_possible_number_with_reason(number)
     country = f"+{number.country_code}"
     if reason == phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
-        return "a city number needs its area code"
+        return _("a city number needs its area code")
     if reason == phonenumbers.ValidationResult.TOO_SHORT:
-        return f"too few digits for {country}"
+        return _("too few digits for %(country)s", country=country)
     if reason == phonenumbers.ValidationResult.TOO_LONG:
-        return f"too many digits for {country}"
+        return _("too many digits for %(country)s", country=country)
     if reason == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
-        return "no country has this code"
+        return _("no country has this code")
     if reason == phonenumbers.ValidationResult.INVALID_LENGTH:
-        return f"a wrong number of digits for {country}"
-    return f"no such number range in {country}"
+        return _("a wrong number of digits for %(country)s", country=country)
+    return _("no such number range in %(country)s", country=country)
 
 
 def normal_email(email: str) -> str:
     value = email.strip().lower()
     if not _EMAIL.match(value):
-        raise ValueError(f"{email!r} is not an e-mail address")
+        raise InvalidValue(FieldError("not_an_email", _("%(value)s is not an e-mail address", value=repr(email))))
     return value
 
 
@@ -87,17 +96,19 @@ def _check_digit(digits: str, weights: tuple[int, ...]) -> int:
 
 def normal_inn(inn: str) -> str:
     """A Russian tax id: 10 digits (organisation) or 12 (person, sole trader), with valid
-    check digits. Raises ValueError saying what is wrong."""
+    check digits. Raises InvalidValue (a ValueError) saying what is wrong."""
     value = re.sub(r"\s", "", inn)
     if not value.isdigit() or len(value) not in (10, 12):
-        raise ValueError(f"INN {inn!r} must be 10 digits (organisation) or 12 digits (person)")
+        raise InvalidValue(FieldError("inn_length", _("INN %(value)s must be 10 digits (organisation) or 12 digits "
+                                                      "(person)", value=repr(inn))))
     if len(value) == 10:
         valid = _check_digit(value, _INN10_WEIGHTS) == int(value[9])
     else:
         valid = (_check_digit(value, _INN12_WEIGHTS_1) == int(value[10])
                  and _check_digit(value, _INN12_WEIGHTS_2) == int(value[11]))
     if not valid:
-        raise ValueError(f"INN {inn!r} has a wrong check digit (mistyped?)")
+        raise InvalidValue(FieldError("inn_check_digit", _("INN %(value)s has a wrong check digit (mistyped?)",
+                                                           value=repr(inn))))
     return value
 
 

@@ -14,6 +14,7 @@ from engine.errors import Conflict, NotAuthorized
 from engine.runtime.queries import Buckets, Counts
 from webui import readmodel
 from webui.access import engine, role_required
+from webui.i18n import local
 
 bp = Blueprint("board", __name__, url_prefix="/board")
 MAX_REASON = 500
@@ -82,7 +83,7 @@ def reassign():
             engine().reassign(item.id, target.username, current_user.username, reason or None)
             moved += 1
         except (Conflict, NotAuthorized) as refused:
-            failed.append(f"#{item.id} {item.name}: {refused}")
+            failed.append(f"#{item.id} {item.name}: {local(refused)}")
     if moved:
         flash(ngettext("Reassigned %(num)d item to %(name)s.", "Reassigned %(num)d items to %(name)s.", moved,
                        name=target.display_name), "success")

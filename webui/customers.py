@@ -16,6 +16,7 @@ from processes.models import CustomerKind, DealKind, InteractionKind, Interactio
 from processes.normalize import normal_email, normal_inn, normal_phone
 from webui import limits
 from webui.access import crm, engine, role_required
+from webui.i18n import local_errors
 
 bp = Blueprint("customers", __name__)
 STAFF = ("employee", "manager")
@@ -77,7 +78,8 @@ def register():
         return render_template("customer_new.html", values=values, errors={},
                                duplicates=duplicates.candidates), 409
     except InvalidData as invalid:
-        return render_template("customer_new.html", values=values, errors=invalid.errors, duplicates=[]), 422
+        return render_template("customer_new.html", values=values, errors=local_errors(invalid.errors),
+                               duplicates=[]), 422
     flash(_("Registered %(name)s.", name=registration.customer.name), "success")
     return redirect(url_for("customers.card", customer_id=registration.customer.id))
 
@@ -89,7 +91,8 @@ def _after(customer_id: int, message: str):
 
 def _refused(customer_id: int, invalid: InvalidData, form: str):
     card = crm().customer_card(customer_id)
-    return render_template("customer.html", card=card, now=engine().clock(), form_errors={form: invalid.errors},
+    return render_template("customer.html", card=card, now=engine().clock(),
+                           form_errors={form: local_errors(invalid.errors)},
                            form_values={form: request.form.to_dict()}, **_choices()), 422
 
 
@@ -163,7 +166,7 @@ def self_service():
         try:
             claim = crm().register_claim(_claim_draft(exact[0].id), None)
         except InvalidData as invalid:
-            errors = {field: message for field, message in invalid.errors.items()}
+            errors = local_errors(invalid.errors)
         else:
             return render_template("claim_done.html", number=claim.number)
     return render_template("claim_form.html", values=values, errors=errors, reasons=CLAIM_REASONS), 422

@@ -23,6 +23,7 @@ from processes.stages import LOST, LOST_REASONS, STAGES, WON
 from webui import readmodel
 from webui.access import crm, engine, role_required
 from webui.customers import STAFF
+from webui.i18n import local_errors
 from webui.visibility import Visibility
 
 bp = Blueprint("deals", __name__)
@@ -78,7 +79,7 @@ def change_plan(deal_id: int):
     try:
         crm().set_stage_plan(deal_id, planned, current_user.username)
     except InvalidData as invalid:
-        return _deal_page(deal_id, {"plan": invalid.errors}, {"plan": request.form.to_dict()}, 422)
+        return _deal_page(deal_id, {"plan": local_errors(invalid.errors)}, {"plan": request.form.to_dict()}, 422)
     flash(_("The stage plan is saved."), "success")
     return redirect(url_for("deals.deal", deal_id=deal_id))
 
@@ -92,7 +93,7 @@ def add_task(deal_id: int):
         task = crm().add_project_task(deal_id, values.get("title", ""), values.get("owner", ""), due,
                                       current_user.username, description=values.get("description", "").strip() or None)
     except InvalidData as invalid:
-        return _deal_page(deal_id, {"task": invalid.errors}, {"task": values}, 422)
+        return _deal_page(deal_id, {"task": local_errors(invalid.errors)}, {"task": values}, 422)
     flash(_("Task %(title)s is in %(owner)s's inbox.", title=task.title, owner=task.owner), "success")
     return redirect(url_for("deals.deal", deal_id=deal_id))
 
@@ -115,7 +116,7 @@ def close(deal_id: int):
     try:
         crm().close_project_deal(deal_id, outcome, current_user.username, lost_reason=reason)
     except InvalidData as invalid:
-        return _deal_page(deal_id, {"close": invalid.errors}, {"close": request.form.to_dict()}, 422)
+        return _deal_page(deal_id, {"close": local_errors(invalid.errors)}, {"close": request.form.to_dict()}, 422)
     flash(_("The deal is closed: %(outcome)s.", outcome=_("won") if outcome == WON else _("lost")), "success")
     return redirect(url_for("deals.deal", deal_id=deal_id))
 

@@ -1,5 +1,5 @@
-"""The engine's deliberate errors as HTTP answers with a page that says what happened.
-Nothing a user can do ends in a 500: a lost race is a 409 with the reason."""
+"""The engine's deliberate errors as HTTP answers with a page that says what happened, in
+the reader's language. Nothing a user can do ends in a 500: a lost race is a 409 with the reason."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import Conflict, NotAuthorized, NotFound
+from webui.i18n import local
 
 
 def init_app(app) -> None:
     @app.errorhandler(NotFound)
     def not_found(error):
-        return render_template("error.html", title=_("Not found"), message=str(error)), 404
+        return render_template("error.html", title=_("Not found"), message=local(error)), 404
 
     @app.errorhandler(NotAuthorized)
     def not_authorized(error):
-        return render_template("error.html", title=_("Not allowed"), message=str(error)), 403
+        return render_template("error.html", title=_("Not allowed"), message=local(error)), 403
 
     @app.errorhandler(Conflict)
     def conflict(error):
-        return render_template("error.html", title=_("Someone was quicker"), message=str(error)), 409
+        return render_template("error.html", title=_("Someone was quicker"), message=local(error)), 409
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):

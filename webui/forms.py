@@ -1,15 +1,14 @@
 """A step's BPMN form (``camunda:formData``) as HTML inputs, and the engine's field
-messages in the user's language."""
+messages in the reader's language."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Any
 
-from flask_babel import gettext as _
-
 from engine.bpmn.forms import FieldSpec
+from engine.errors import FieldError
+from webui.i18n import local, sentence
 
 INPUT_TYPES = {"string": "text", "long": "number", "date": "date", "boolean": "checkbox", "enum": "select"}
 
@@ -53,25 +52,6 @@ def html_attributes(field: FieldSpec) -> dict[str, str]:
     return attributes
 
 
-_MESSAGES = [
-    (re.compile(r"is required$"), lambda m: _("This field is required.")),
-    (re.compile(r"must be checked$"), lambda m: _("This box must be checked.")),
-    (re.compile(r"must be a whole number$"), lambda m: _("Enter a whole number.")),
-    (re.compile(r"must be a date such as .*$"), lambda m: _("Enter a date such as 2026-12-31.")),
-    (re.compile(r"must be at least (\S+) characters$"), lambda m: _("Enter at least %(n)s characters.", n=m[1])),
-    (re.compile(r"must be at most (\S+) characters$"), lambda m: _("Enter at most %(n)s characters.", n=m[1])),
-    (re.compile(r"must be at least (\S+)$"), lambda m: _("Must be at least %(n)s.", n=m[1])),
-    (re.compile(r"must be at most (\S+)$"), lambda m: _("Must be at most %(n)s.", n=m[1])),
-    (re.compile(r"must be one of (.*)$"), lambda m: _("Choose one of: %(options)s.", options=m[1])),
-    (re.compile(r"must be yes or no$"), lambda m: _("Must be yes or no.")),
-    (re.compile(r"is read-only$"), lambda m: _("This field cannot be changed.")),
-    (re.compile(r"is not a field of this step's form$"), lambda m: _("Not a field of this step.")),
-]
-
-
-def field_message(engine_message: str) -> str:
-    for pattern, translate in _MESSAGES:
-        match = pattern.search(engine_message)
-        if match:
-            return translate(match)
-    return engine_message
+def field_message(problem: FieldError) -> str:
+    """The engine's message for a field, in the reader's language, as a sentence of its own."""
+    return sentence(local(problem))

@@ -1,22 +1,26 @@
-"""Russian and English, chosen per user; dates, durations and numbers in their locale."""
+"""Russian and English, chosen per user; dates, durations and numbers in their locale;
+the engine's and the CRM's texts and errors (``engine.texts``) in the reader's language."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
-from flask import current_app, request
 from babel import dates as babel_dates
+from flask import current_app, request
 from flask_babel import Babel, format_decimal, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext
 from flask_login import current_user
 
+from engine.texts import LOCALES, language_of
 
 
 def select_locale() -> str:
     if current_user and current_user.is_authenticated:
         return current_user.locale
-    return request.accept_languages.best_match(["ru", "en"]) or "ru"
+    return request.accept_languages.best_match(list(LOCALES)) or "ru"
 
 
 def init_app(app) -> None:
@@ -24,6 +28,28 @@ def init_app(app) -> None:
     app.jinja_env.filters["number"] = format_decimal
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["lost_reason"] = lost_reason
+    app.jinja_env.filters["local"] = local
+
+
+def local(value: Any) -> Any:
+    """A text of the engine or the CRM in the reader's language: anything with
+    ``render(locale)`` (a ``Text``, a ``CrmflowError``, a ``FieldError``, a duplicate's
+    reason); anything else as it is."""
+    render = getattr(value, "render", None)
+    return render(language_of(get_locale())) if callable(render) else value
+
+
+def local_errors(errors: Mapping[str, Any]) -> dict[str, Any]:
+    """Field errors (``InvalidData.errors``, ``InvalidFormData.errors``) in the reader's language."""
+    return {name: local(problem) for name, problem in errors.items()}
+
+
+def sentence(text: str) -> str:
+    """A field's message on its own beside the field: "must be at most 50" as "Must be at most 50."."""
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "»", "”")) else text + "."
 
 
 class Dates:
@@ -64,6 +90,7 @@ EVENT_LABELS = {
     "stage_entered": lazy_gettext("Stage entered"),
     "stage_left": lazy_gettext("Stage left"),
     "timer_fired": lazy_gettext("Timer fired"),
+    "escalated": lazy_gettext("Escalated"),
 }
 STATUS_LABELS = {
     "open": lazy_gettext("open"),

@@ -12,6 +12,7 @@ from engine.runtime import CompletedItem
 from webui import readmodel
 from webui.access import engine, role_required
 from webui.forms import INPUT_TYPES, display_value, field_message, html_attributes, submitted_values
+from webui.i18n import local, local_errors
 from webui.readmodel import ItemStatus
 from webui.visibility import may_act, may_see_item
 
@@ -73,7 +74,7 @@ def _render_item(item_id: int, values: dict | None = None, errors: dict | None =
     return render_template(
         "item.html", item=item, instance=instance, process_name=process_name, inputs=inputs,
         may_act=may_act(current_user, item), now=now, problem=problem, context_data=context_data,
-        unknown_errors={k: v for k, v in (errors or {}).items() if k not in {f.id for f in fields}},
+        unknown_errors=local_errors({k: v for k, v in (errors or {}).items() if k not in {f.id for f in fields}}),
     ), status
 
 
@@ -101,14 +102,14 @@ def complete(item_id: int):
     except Conflict as conflict:
         return _render_item(item_id, problem=_stale_message(conflict), status=409)
     except (NotAuthorized, ProcessFailed) as refused:
-        return _render_item(item_id, values, problem=str(refused), status=403 if isinstance(refused, NotAuthorized)
+        return _render_item(item_id, values, problem=local(refused), status=403 if isinstance(refused, NotAuthorized)
                             else 422)
     return redirect(_after_completion(done))
 
 
 def _stale_message(conflict: Conflict) -> str:
     return _("This item changed while you had it open — someone else completed, claimed or reassigned it. "
-             "Nothing you entered was saved. Details: %(detail)s", detail=str(conflict))
+             "Nothing you entered was saved. Details: %(detail)s", detail=local(conflict))
 
 
 def _after_completion(done: CompletedItem) -> str:
@@ -134,7 +135,7 @@ def claim(item_id: int):
     try:
         engine().claim(item_id, current_user.username)
     except Conflict as conflict:
-        flash(_("Could not take it: %(detail)s", detail=str(conflict)), "error")
+        flash(_("Could not take it: %(detail)s", detail=local(conflict)), "error")
         return redirect(url_for("inbox.index"))
     flash(_("The item is yours now."), "success")
     return redirect(url_for("inbox.item", item_id=item_id))

@@ -15,7 +15,8 @@ from typing import Any
 
 from SpiffWorkflow.camunda.specs.user_task import EnumFormField, Form, FormField
 
-from engine.errors import InvalidFormData
+from engine.errors import FieldError, InvalidFormData, InvalidValue
+from engine.texts import _, ngettext
 
 _TRUE = {"true", "on", "1", "yes"}
 _FALSE = {"false", "off", "0", "no", ""}
@@ -60,23 +61,23 @@ def _field_spec(field: FormField) -> FieldSpec:
 def clean_submission(task_name: str, form: Form | None, submitted: dict[str, Any]) -> dict[str, Any]:
     """Typed values for the task data, or InvalidFormData listing every bad field."""
     fields = {f.id: f for f in form_fields(form)}
-    errors: dict[str, str] = {}
+    errors: dict[str, FieldError] = {}
     for name in submitted:
         if name not in fields:
-            errors[name] = "is not a field of this step's form"
+            errors[name] = FieldError("unknown_field", _("is not a field of this step's form"))
     clean: dict[str, Any] = {}
     for field in fields.values():
         if field.readonly:
             if field.id in submitted and submitted[field.id] not in (None, "", field.default):
-                errors[field.id] = "is read-only"
+                errors[field.id] = FieldError("read_only", _("is read-only"))
             continue
         try:
             value = _convert(field, submitted.get(field.id))
             if value is None and field.default not in (None, "") and field.id not in submitted:
                 value = _convert(field, field.default)
             _check_constraints(field, value)
-        except ValueError as problem:
-            errors[field.id] = str(problem)
+        except InvalidValue as bad:
+            errors[field.id] = bad.problem
             continue
         clean[field.id] = value
     if errors:
@@ -98,11 +99,14 @@ def _convert(field: FieldSpec, raw: Any) -> Any:
     if field.type == "enum":
         allowed = [option_id for option_id, _ in field.options]
         if str(raw) not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
+            raise InvalidValue(FieldError("not_an_option", _("must be one of %(options)s", options=allowed)))
         return str(raw)
     if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
-        raise ValueError("must be text")
+        raise InvalidValue(FieldError("not_text", _("must be text")))
     return str(raw)
+
+
+_NOT_WHOLE = FieldError("not_a_whole_number", _("must be a whole number"))
 
 
 def _to_bool(raw: Any) -> bool:
@@ -112,19 +116,19 @@ def _to_bool(raw: Any) -> bool:
         return True
     if str(raw).lower() in _FALSE:
         return False
-    raise ValueError("must be yes or no")
+    raise InvalidValue(FieldError("not_yes_or_no", _("must be yes or no")))
 
 
 def _to_int(raw: Any) -> int:
     if isinstance(raw, bool):
-        raise ValueError("must be a whole number")
+        raise InvalidValue(_NOT_WHOLE)
     if isinstance(raw, int):
         return raw
     if isinstance(raw, float) and raw.is_integer():
         return int(raw)
     if isinstance(raw, str) and re.fullmatch(r"[+-]?\d{1,18}", raw.replace(" ", "").replace("\u00a0", "")):
         return int(raw.replace(" ", "").replace("\u00a0", ""))
-    raise ValueError("must be a whole number")
+    raise InvalidValue(_NOT_WHOLE)
 
 
 def _to_date(raw: Any) -> date:
@@ -137,23 +141,28 @@ def _to_date(raw: Any) -> date:
             return datetime.strptime(str(raw), fmt).date()
         except ValueError:
             continue
-    raise ValueError("must be a date such as 2026-12-31")
+    raise InvalidValue(FieldError("not_a_date", _("must be a date such as %(example)s", example="2026-12-31")))
 
 
 def _check_constraints(field: FieldSpec, value: Any) -> None:
     c = field.constraints
     if field.required and (value is None or value == "" or (field.type == "boolean" and value is not True)):
-        raise ValueError("must be checked" if field.type == "boolean" else "is required")
+        raise InvalidValue(FieldError("must_be_checked", _("must be checked")) if field.type == "boolean"
+                       else FieldError("required", _("is required")))
     if value is None:
         return
     if "minlength" in c and len(str(value)) < int(c["minlength"]):
-        raise ValueError(f"must be at least {c['minlength']} characters")
+        minimum = int(c["minlength"])
+        raise InvalidValue(FieldError("too_short", ngettext("must be at least %(num)d character",
+                                                        "must be at least %(num)d characters", minimum)))
     if "maxlength" in c and len(str(value)) > int(c["maxlength"]):
-        raise ValueError(f"must be at most {c['maxlength']} characters")
+        maximum = int(c["maxlength"])
+        raise InvalidValue(FieldError("too_long", ngettext("must be at most %(num)d character",
+                                                       "must be at most %(num)d characters", maximum)))
     if "min" in c and value < _bound(field, c["min"]):
-        raise ValueError(f"must be at least {c['min']}")
+        raise InvalidValue(FieldError("too_small", _("must be at least %(min)s", min=c["min"])))
     if "max" in c and value > _bound(field, c["max"]):
-        raise ValueError(f"must be at most {c['max']}")
+        raise InvalidValue(FieldError("too_large", _("must be at most %(max)s", max=c["max"])))
 
 
 def _bound(field: FieldSpec, config: str) -> Any:

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session, selectinload
 from engine import people
 from engine.bpmn.expressions import is_wrapped
 from engine.deadlines.calendar import BusinessCalendars, CalendarError, WorkingCalendar, parse_duration
-from engine.errors import NotFound, ProcessFailed
+from engine.errors import InstanceNotFound, ProcessFailed
 from engine.models import (
     Escalation,
     EscalationStatus,
@@ -66,6 +66,7 @@ from engine.models import (
 )
 from engine.outbox.notifications import CHANNELS, notify
 from engine.runtime.history import record
+from engine.texts import Listing, Moment, Text, _, ngettext
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ PROPERTY_PREFIX = "escalation"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 RETRIES = 5
+SETTINGS = ("escalation", "escalation.remindAt", "escalation.remindBefore", "escalation.headAfter",
+            "escalation.raisePriorityTo", "escalation.reassignTo", "escalation.channels")
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Ladder:
     reassign_to: str | None = None       # at the head rung: the substitute's user name
     channels: tuple[str, ...] = CHANNELS
 
-    def with_properties(self, properties: Mapping[str, str], where: str) -> Ladder:
+    def with_properties(self, properties: Mapping[str, str], where: Text) -> Ladder:
         """This ladder changed by ``escalation.*`` properties; a bad value raises
         ``ProcessFailed`` naming ``where`` and the property."""
         changes: dict[str, Any] = {}
@@ -103,7 +106,7 @@ class Ladder:
             problem = None
             if setting == "":
                 if value.lower() not in ("on", "off"):
-                    problem = "use on or off"
+                    problem = _("use on or off")
                 changes["enabled"] = value.lower() != "off"
             elif setting == "remindAt":
                 try:
@@ -111,7 +114,8 @@ class Ladder:
                 except ValueError:
                     share = -1
                 if not 0 < share < 1:
-                    problem = "use a share of the time allowed, like 80% or 0.8"
+                    problem = _("use a share of the time allowed, like %(percent)s or %(share)s", percent="80%",
+                                share="0.8")
                 changes.update(remind_at=share, remind_before=None)
             elif setting in ("remindBefore", "headAfter"):
                 key = "remind_before" if setting == "remindBefore" else "head_after"
@@ -123,7 +127,7 @@ class Ladder:
                     try:
                         parse_duration(value)
                     except CalendarError as error:
-                        problem = str(error)
+                        problem = Text.literal(str(error))
                     changes[key] = value
             elif setting == "raisePriorityTo":
                 if value.lower() == "none":
@@ -131,21 +135,20 @@ class Ladder:
                 elif value.isdigit():
                     changes["raise_priority_to"] = int(value)
                 else:
-                    problem = "use a whole number or none"
+                    problem = _("use a whole number or none")
             elif setting == "reassignTo":
                 changes["reassign_to"] = value or None
             elif setting == "channels":
                 channels = tuple(c.strip() for c in value.split(",") if c.strip())
                 unknown = set(channels) - set(CHANNELS)
                 if unknown or not channels:
-                    problem = f"use a comma-separated list of {', '.join(CHANNELS)}"
+                    problem = _("use a comma-separated list of %(channels)s", channels=list(CHANNELS))
                 changes["channels"] = channels
             else:
-                problem = ("unknown setting; known are escalation, escalation.remindAt, escalation.remindBefore, "
-                           "escalation.headAfter, escalation.raisePriorityTo, escalation.reassignTo, "
-                           "escalation.channels")
+                problem = _("unknown setting; known are %(settings)s", settings=list(SETTINGS))
             if problem:
-                raise ProcessFailed(f"{where}: camunda property {name}={raw!r}: {problem}")
+                raise ProcessFailed(_("%(where)s: camunda property %(name)s=%(value)s: %(problem)s", where=where,
+                                      name=name, value=repr(raw), problem=problem), code="bad_escalation_property")
         return replace(self, **changes)
 
 
@@ -225,28 +228,33 @@ class EscalationService:
         if not names:
             return
         data = self.engine.current_data(instance, session)
-        where = f"Process '{instance.definition.key}'"
+        where = _process_where(instance.definition.key)
         for name in names:
             due = _declared_value(properties, f"deadline.{name}", data, where)
             responsible = _declared_value(properties, f"deadline.{name}.responsible", data, where)
             team = _declared_value(properties, f"deadline.{name}.team", data, where)
             if due in (None, ""):
-                raise ProcessFailed(f"{where}: camunda property deadline.{name} gives no deadline")
+                raise ProcessFailed(_("%(where)s: camunda property deadline.%(name)s gives no deadline", where=where,
+                                      name=name), code="bad_deadline_property")
             if isinstance(due, str) and not due.strip().upper().startswith("P"):
                 try:
                     due = datetime.fromisoformat(due.strip().replace("Z", "+00:00"))
                 except ValueError:
-                    raise ProcessFailed(f"{where}: camunda property deadline.{name}={due!r} is neither an ISO "
-                                        "duration (P10D) nor a date-time") from None
+                    raise ProcessFailed(_("%(where)s: camunda property deadline.%(name)s=%(value)s is neither an ISO "
+                                          "duration (P10D) nor a date-time", where=where, name=name, value=repr(due)),
+                                        code="bad_deadline_property") from None
             if isinstance(due, datetime) and due.tzinfo is None:
-                raise ProcessFailed(f"{where}: deadline.{name} {due.isoformat()} has no time zone")
+                raise ProcessFailed(_("%(where)s: deadline.%(name)s %(moment)s has no time zone", where=where,
+                                      name=name, moment=due.isoformat()), code="bad_deadline_property")
             if responsible and people.find_user(session, str(responsible)) is None:
-                raise ProcessFailed(f"{where}: deadline.{name}.responsible {responsible!r} is not a crmflow user")
+                raise ProcessFailed(_("%(where)s: deadline.%(name)s.responsible %(user)s is not a crmflow user",
+                                      where=where, name=name, user=repr(responsible)), code="bad_deadline_property")
             try:
                 self.set_instance_deadline_in(session, instance_id, due=due, name=name, team=team or None,
                                               responsible=str(responsible) if responsible else None)
             except CalendarError as problem:
-                raise ProcessFailed(f"{where}: camunda property deadline.{name}: {problem}") from None
+                raise ProcessFailed(_("%(where)s: camunda property deadline.%(name)s: %(problem)s", where=where,
+                                      name=name, problem=str(problem)), code="bad_deadline_property") from None
 
     def _plan_item(self, session: Session, item: WorkItem) -> None:
         ladder = self.ladder_for(item.instance, item.task_spec)
@@ -290,12 +298,12 @@ class EscalationService:
         properties, then the task's."""
         definition = instance.definition
         ladder = self.processes.get(definition.key, self.ladder)
-        ladder = ladder.with_properties(self._properties_of_process(definition),
-                                        f"Process '{definition.key}'")
+        ladder = ladder.with_properties(self._properties_of_process(definition), _process_where(definition.key))
         if task_spec:
             task = self.engine.task_spec(definition, task_spec)
-            name = f" ({task.bpmn_name})" if task.bpmn_name else ""
-            ladder = ladder.with_properties(task.extensions or {}, f"User task '{task_spec}'{name}")
+            where = (_("User task '%(task_id)s' (%(name)s)", task_id=task_spec, name=task.bpmn_name) if task.bpmn_name
+                     else _("User task '%(task_id)s'", task_id=task_spec))
+            ladder = ladder.with_properties(task.extensions or {}, where)
         return ladder
 
     def _properties_of_process(self, definition) -> dict[str, str]:
@@ -322,7 +330,7 @@ class EscalationService:
         """The same inside the caller's transaction (e.g. from a step listener)."""
         instance = session.get(ProcessInstance, instance_id)
         if instance is None:
-            raise NotFound(f"There is no process instance {instance_id}.")
+            raise InstanceNotFound(instance_id)
         if responsible is not None:
             people.get_user(session, responsible)
         now = self.engine.clock()
@@ -617,69 +625,73 @@ class _Recipients:
         return list(unique.values())
 
 
-# The notices' wording per language; a user's ``locale`` picks one (crmflow's default is ru).
-_TEXTS = {
-    "en": {
-        REMINDER: ("Reminder: {what} is due {when}", "{what} is due {when}. Please finish it in time."),
-        BREACH: ("Overdue: {what} was due {when}", "{what} was due {when} and is not done."),
-        HEAD: ("Escalated: {what} overdue since {when}",
-               "{what} was due {when} and is still not done; it is escalated to you as head of department."),
-        "item": "«{name}»", "deadline": "the {name} deadline of instance {instance}",
-        "body": "{lead}\n\nResponsible: {owner}{late}\nReference: {where}\n",
-        "late": "\nLate by: {days}{hours} h {minutes} min", "days": "{days} d ",
-        "nobody": "nobody (in the queue)", "where": "work item {item}, instance {instance}",
-        "where_instance": "instance {instance}",
-    },
-    "ru": {
-        REMINDER: ("Напоминание: {what} — срок {when}", "Срок: {what} — {when}. Пожалуйста, завершите вовремя."),
-        BREACH: ("Просрочено: {what} — срок был {when}", "Срок {what} истёк {when}, работа не выполнена."),
-        HEAD: ("Эскалация: {what} просрочено с {when}",
-               "Срок {what} истёк {when}, работа всё ещё не выполнена; вопрос передан вам как "
-               "руководителю подразделения."),
-        "item": "«{name}»", "deadline": "«{name}» процесса {instance}",
-        "body": "{lead}\n\nОтветственный: {owner}{late}\nСсылка: {where}\n",
-        "late": "\nПросрочка: {days}{hours} ч {minutes} мин", "days": "{days} дн. ",
-        "nobody": "никто (задача в очереди)", "where": "задача {item}, процесс {instance}",
-        "where_instance": "процесс {instance}",
-    },
-}
-
-
 def _message(row: Escalation, item: WorkItem | None, calendar, now: datetime, locale: str) -> tuple[str, str]:
-    texts = _TEXTS["ru" if (locale or "").lower().startswith("ru") else "en"]
-    zone = getattr(calendar, "zone", None)
-    local = row.deadline.astimezone(zone) if zone else row.deadline
-    when = local.strftime("%d.%m.%Y %H:%M") + (f" ({zone.key})" if zone else " UTC")
+    """The notice's subject and body in the recipient's language (``users.locale``), the
+    deadline in the calendar's time zone."""
+    when = Moment(row.deadline, getattr(calendar, "zone", None))
     if item is not None:
-        what = texts["item"].format(name=item.name)
-        where = texts["where"].format(item=item.id, instance=row.instance_id)
-        owner = item.assignee.display_name if item.assignee else texts["nobody"]
+        what = _("«%(name)s»", name=item.name)
+        where = _("work item %(item_id)s, instance %(instance_id)s", item_id=item.id, instance_id=row.instance_id)
+        owner = item.assignee.display_name if item.assignee else _NOBODY
     else:
-        what = texts["deadline"].format(name=row.settings.get("deadline_name", "response"), instance=row.instance_id)
-        where = texts["where_instance"].format(instance=row.instance_id)
-        owner = row.settings.get("responsible") or texts["nobody"]
-    subject, lead = (template.format(what=what, when=when) for template in texts[row.level])
-    late = int((now - row.deadline).total_seconds())
-    late_line = ""
-    if late > 0:
-        hours, seconds = divmod(late, 3600)
-        days, hours = divmod(hours, 24)
-        late_line = texts["late"].format(days=texts["days"].format(days=days) if days else "", hours=hours,
-                                         minutes=seconds // 60)
-    body = texts["body"].format(lead=lead[0].upper() + lead[1:], owner=owner, late=late_line, where=where)
-    return subject, body
+        what = _("the %(name)s deadline of instance %(instance_id)s",
+                 name=row.settings.get("deadline_name", "response"), instance_id=row.instance_id)
+        where = _("instance %(instance_id)s", instance_id=row.instance_id)
+        owner = row.settings.get("responsible") or _NOBODY
+    if row.level == REMINDER:
+        subject = _("Reminder: %(what)s is due %(when)s", what=what, when=when)
+        lead = _("%(what)s is due %(when)s. Please finish it in time.", what=what, when=when)
+    elif row.level == BREACH:
+        subject = _("Overdue: %(what)s was due %(when)s", what=what, when=when)
+        lead = _("%(what)s was due %(when)s and is not done.", what=what, when=when)
+    else:
+        subject = _("Escalated: %(what)s overdue since %(when)s", what=what, when=when)
+        lead = _("%(what)s was due %(when)s and is still not done; it is escalated to you as head of department.",
+                 what=what, when=when)
+    lines = [lead, None, _("Responsible: %(owner)s", owner=owner)]
+    late = now - row.deadline
+    if late > timedelta():
+        lines.append(_("Late by: %(span)s", span=Listing(_span(late), " ")))
+    lines.append(_("Reference: %(where)s", where=where))
+    body = "\n".join(line.render(locale) if line is not None else "" for line in lines)
+    return subject.render(locale), body[0].upper() + body[1:] + "\n"
 
 
-def _declared_value(properties: Mapping[str, str], key: str, data: Mapping[str, Any], where: str) -> Any:
+_NOBODY = _("nobody (in the queue)")
+
+
+def _span(late: timedelta) -> list[Text]:
+    """How late, in days, hours and minutes (the parts that are not zero)."""
+    hours, seconds = divmod(int(late.total_seconds()), 3600)
+    days, hours = divmod(hours, 24)
+    minutes = seconds // 60
+    parts = []
+    if days:
+        parts.append(ngettext("%(num)d day", "%(num)d days", days))
+    if hours:
+        parts.append(ngettext("%(num)d hour", "%(num)d hours", hours))
+    if minutes or not parts:
+        parts.append(ngettext("%(num)d minute", "%(num)d minutes", minutes))
+    return parts
+
+
+def _process_where(key: str) -> Text:
+    return _("Process '%(key)s'", key=key)
+
+
+def _declared_value(properties: Mapping[str, str], key: str, data: Mapping[str, Any], where: Text) -> Any:
     """A property's value; ``${variable}`` reads the instance's data."""
     raw = properties.get(key)
     if raw is None or not is_wrapped(raw):
         return raw
     name = raw.strip()[2:-1].strip()
     if not name.isidentifier():
-        raise ProcessFailed(f"{where}: camunda property {key}={raw!r}: only ${{variable}} is supported here")
+        raise ProcessFailed(_("%(where)s: camunda property %(name)s=%(value)s: only ${variable} is supported here",
+                              where=where, name=key, value=repr(raw)), code="bad_deadline_property")
     if name not in data:
-        raise ProcessFailed(f"{where}: camunda property {key}={raw!r}: the process has no variable {name!r}")
+        raise ProcessFailed(_("%(where)s: camunda property %(name)s=%(value)s: the process has no variable "
+                              "'%(variable)s'", where=where, name=key, value=repr(raw), variable=name),
+                            code="bad_deadline_property")
     return data[name]
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from engine import people
 from engine.errors import NotFound
 from engine.models import Notification, OutboxMessage, OutboxStatus, User
+from engine.texts import _
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ def resend(engine, message_id: int) -> OutboxMessage:
     with engine.transaction() as session:
         message = session.get(OutboxMessage, message_id)
         if message is None:
-            raise NotFound(f"There is no outbox message {message_id}.")
+            raise NotFound(_("There is no outbox message %(message_id)s.", message_id=message_id),
+                           code="outbox_message_not_found")
         if message.status not in (OutboxStatus.FAILED.value, OutboxStatus.UNCERTAIN.value):
             raise ValueError(f"Outbox message {message_id} is {message.status}; only failed or uncertain "
                              "messages are resent by hand.")

@@ -11,6 +11,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 
 from engine.bpmn.expressions import is_wrapped, iso8601_literal
 from engine.errors import ProcessFailed
+from engine.texts import Text, _
 
 DEFAULT_PRIORITY = 50
 
@@ -46,10 +47,9 @@ def resolve_assignment(task, evaluate, now: datetime, due_calculator: DueCalcula
         try:
             return evaluate(task, raw)
         except Exception as problem:
-            raise ProcessFailed(
-                f"{describe}: camunda:{_CAMUNDA_NAMES[attribute]} {raw!r} could not be evaluated: "
-                f"{_reason(problem)}"
-            ) from problem
+            raise ProcessFailed(_("%(task)s: camunda:%(attribute)s %(value)s could not be evaluated: %(reason)s",
+                                  task=describe, attribute=_CAMUNDA_NAMES[attribute], value=repr(raw),
+                                  reason=_reason(problem)), code="expression_failed") from problem
 
     assignee = _name(value("assignee"))
     candidate_users = _names(value("candidate_users"))
@@ -80,9 +80,10 @@ _CAMUNDA_NAMES = {
 }
 
 
-def _describe(spec) -> str:
-    name = f" ({spec.bpmn_name})" if spec.bpmn_name else ""
-    return f"User task '{spec.bpmn_id}'{name}"
+def _describe(spec) -> Text:
+    if spec.bpmn_name:
+        return _("User task '%(task_id)s' (%(name)s)", task_id=spec.bpmn_id, name=spec.bpmn_name)
+    return _("User task '%(task_id)s'", task_id=spec.bpmn_id)
 
 
 def _reason(problem: Exception) -> str:
@@ -103,7 +104,7 @@ def _names(raw: Any) -> list[str]:
     return sorted({str(item).strip() for item in items if str(item).strip()})
 
 
-def _due(raw: Any, now: datetime, due_calculator: DueCalculator, describe: str) -> datetime | None:
+def _due(raw: Any, now: datetime, due_calculator: DueCalculator, describe: Text) -> datetime | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, datetime):
@@ -120,15 +121,15 @@ def _due(raw: Any, now: datetime, due_calculator: DueCalculator, describe: str) 
             return TimerEventDefinition.get_datetime(text)
         except ValueError:
             pass
-    raise ProcessFailed(
-        f"{describe}: camunda:dueDate {text!r} is neither an ISO 8601 duration (P2D, PT4H) nor a date-time"
-    )
+    raise ProcessFailed(_("%(task)s: camunda:dueDate %(value)s is neither an ISO 8601 duration (P2D, PT4H) nor a "
+                          "date-time", task=describe, value=repr(text)), code="bad_due_date")
 
 
-def _priority(raw: Any, describe: str) -> int:
+def _priority(raw: Any, describe: Text) -> int:
     if raw is None or raw == "":
         return DEFAULT_PRIORITY
     try:
         return int(raw)
     except (TypeError, ValueError):
-        raise ProcessFailed(f"{describe}: camunda:priority {raw!r} is not a whole number") from None
+        raise ProcessFailed(_("%(task)s: camunda:priority %(value)s is not a whole number", task=describe,
+                              value=repr(raw)), code="bad_priority") from None

@@ -19,6 +19,7 @@ from engine.bpmn.validation import Bundle, load_bundle
 from engine.errors import NotFound
 from engine.models import ProcessDefinition
 from engine.runtime import statements as sql
+from engine.texts import _
 
 BPMN_SUFFIXES = (".bpmn", ".dmn")
 
@@ -30,7 +31,7 @@ def read_bpmn_files(paths: Iterable[str | Path]) -> dict[str, bytes]:
         candidates = sorted(p for p in path.rglob("*") if p.suffix in BPMN_SUFFIXES) if path.is_dir() else [path]
         for candidate in candidates:
             if not candidate.is_file():
-                raise NotFound(f"{candidate}: no such file")
+                raise NotFound(_("%(path)s: no such file", path=str(candidate)), code="file_not_found")
             if candidate.name in files:
                 raise ValueError(f"{candidate}: two files are called {candidate.name}; names must be unique")
             files[candidate.name] = candidate.read_bytes()
@@ -66,7 +67,7 @@ def find_task_spec(spec, subprocess_specs, bpmn_id: str):
             if isinstance(task_spec, MultiInstanceTask):
                 task_spec = candidate.task_specs[task_spec.task_spec]
             return task_spec
-    raise NotFound(f"The process has no task {bpmn_id!r}.")
+    raise NotFound(_("The process has no task '%(task)s'.", task=bpmn_id), code="task_not_found")
 
 
 class Specs:

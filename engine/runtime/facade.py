@@ -26,7 +26,17 @@ from engine.bpmn.scripting import SandboxedScriptEngine
 from engine.bpmn.validation import load_bundle, validate_paths
 from engine.db import create_db_engine
 from engine.deadlines.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of
-from engine.errors import NotAuthorized, NotFound, ProcessNotDeployed, StaleWorkItem, WorkItemClosed
+from engine.errors import (
+    ASSIGNED,
+    NO_LONGER_ACTIVE,
+    InstanceNotFound,
+    NotACandidate,
+    NotAuthorized,
+    ProcessNotDeployed,
+    StaleWorkItem,
+    WorkItemClosed,
+    WorkItemNotFound,
+)
 from engine.models import (
     EventType,
     Group,
@@ -62,6 +72,7 @@ from engine.runtime.step import (
     workflow_data,
 )
 from engine.runtime.unit_of_work import StepListener, UnitOfWork
+from engine.texts import _
 
 T = TypeVar("T")
 DEFAULT_CALENDAR = WorkingCalendar()
@@ -302,7 +313,7 @@ class Engine:
         with self.reading() as session:
             instance = session.get(ProcessInstance, instance_id)
             if instance is None:
-                raise NotFound(f"There is no process instance {instance_id}.")
+                raise InstanceNotFound(instance_id)
             workflow = self._load(instance, session)
             history = list(session.scalars(
                 select(HistoryEvent).where(HistoryEvent.instance_id == instance_id).order_by(HistoryEvent.id)
@@ -319,7 +330,7 @@ class Engine:
         def step(session: Session) -> ProcessInstance:
             live = lock_instance(session, sql.LOCK_INSTANCE, instance_id=instance_id)
             if live is None:
-                raise NotFound(f"There is no process instance {instance_id}.")
+                raise InstanceNotFound(instance_id)
             if live.status == InstanceStatus.RUNNING.value:
                 workflow = self._load(live, session)
                 self._stepper.advance(session, live, workflow, self.clock(), actor=None, changed=workflow.refresh_timers)
@@ -387,9 +398,9 @@ class Engine:
             if item.assignee_id == claimer.id:
                 return item
             if item.assignee_id is not None:
-                raise WorkItemClosed(item.id, "assigned", item.assignee.username)
+                raise WorkItemClosed(item.id, ASSIGNED, item.assignee.username)
             if not people.is_candidate(claimer, item):
-                raise NotAuthorized(f"{claimer.username} is not a candidate for work item {item.id} ({item.name}).")
+                raise NotACandidate(claimer.username, item.id, item.name)
             work_items.claim_in(session, item, claimer, self.clock())
             return item
 
@@ -404,7 +415,8 @@ class Engine:
             item = work_items.lock_item(session, item_id)
             work_items.require_open(item)
             if not people.may_reassign(session, actor, item):
-                raise NotAuthorized(f"{actor.username} may not reassign work item {item.id} ({item.name}).")
+                raise NotAuthorized(_("%(user)s may not reassign work item %(item_id)s (%(item)s).",
+                                      user=actor.username, item_id=item.id, item=item.name), code="may_not_reassign")
             self.reassign_in(session, item, to_user, actor=actor.username, reason=reason)
             return item
 
@@ -447,7 +459,7 @@ class Engine:
             performer = users.get(user)
             live = lock_instance(session, sql.LOCK_INSTANCE_OF_ITEM, item_id=item_id)
             if live is None:
-                raise NotFound(f"There is no work item {item_id}.")
+                raise WorkItemNotFound(item_id)
             item = session.execute(sql.LOCK_ITEM, {"item_id": item_id}).one()
             if item.status != ItemStatus.OPEN.value:
                 raise WorkItemClosed(item.id, item.status, users.name_of(item.completed_by_id))
@@ -456,15 +468,16 @@ class Engine:
             if item.assignee_id is None:
                 if session.execute(sql.IS_CANDIDATE, {"item_id": item.id, "username": performer.username,
                                                    "user_id": performer.id}).first() is None:
-                    raise NotAuthorized(f"{performer.username} is not a candidate for work item {item.id} ({item.name}).")
+                    raise NotACandidate(performer.username, item.id, item.name)
             elif item.assignee_id != performer.id:
-                raise NotAuthorized(f"Work item {item.id} ({item.name}) is assigned to "
-                                    f"{users.name_of(item.assignee_id)}.")
+                raise NotAuthorized(_("Work item %(item_id)s (%(item)s) is assigned to %(user)s.", item_id=item.id,
+                                      item=item.name, user=users.name_of(item.assignee_id)),
+                                    code="assigned_to_someone_else")
 
             workflow = self._load(live, session)
             task = workflow.get_task_from_id(UUID(item.task_id))
             if task is None or task.state != TaskState.READY:
-                raise WorkItemClosed(item.id, "no longer active in its process", None)
+                raise WorkItemClosed(item.id, NO_LONGER_ACTIVE, None)
             values = clean_submission(item.name, getattr(task.task_spec, "form", None), data)
             submitted = json_safe(values)
             now = self.clock()

@@ -26,6 +26,7 @@ from engine.db import session_factories
 from engine.errors import ProcessFailed
 from engine.models import HistoryEvent
 from engine.runtime.history import process_key_of, write_recorded
+from engine.texts import _
 
 T = TypeVar("T")
 StepListener = Callable[[Session, list[HistoryEvent]], None]
@@ -70,13 +71,13 @@ class UnitOfWork:
     def _finish(self, session: Session) -> None:
         """Write the transaction's history and tell the listeners, round by round: what a
         listener records (a reassignment, say) reaches the listeners in the next round."""
-        for _ in range(MAX_LISTENER_ROUNDS):
+        for _round in range(MAX_LISTENER_ROUNDS):
             events = write_recorded(session)
             if not events:
                 return
             self._notify(session, events)
-        raise ProcessFailed(f"The step listeners kept recording history for {MAX_LISTENER_ROUNDS} rounds: "
-                            "one of them reacts to its own events.")
+        raise ProcessFailed(_("The step listeners kept recording history for %(rounds)s rounds: one of them "
+                              "reacts to its own events.", rounds=MAX_LISTENER_ROUNDS), code="listeners_loop")
 
     def _notify(self, session: Session, events: list[HistoryEvent]) -> None:
         for listener, process_keys in self._listeners:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, selectinload
 
-from engine.errors import NotAuthorized, NotFound, WorkItemClosed
+from engine.errors import InactiveUser, WorkItemClosed, WorkItemNotFound
 from engine.models import EventType, ItemStatus, User, WorkItem
 from engine.runtime import statements as sql
 from engine.runtime.history import record
@@ -29,14 +29,14 @@ def lock_item(session: Session, item_id: int) -> WorkItem:
     """The item, locked for the rest of the transaction (PostgreSQL ``FOR UPDATE``)."""
     item = session.scalars(sql.ITEM_FOR_UPDATE, {"item_id": item_id}).unique().one_or_none()
     if item is None:
-        raise NotFound(f"There is no work item {item_id}.")
+        raise WorkItemNotFound(item_id)
     return item
 
 
 def get_item(session: Session, item_id: int) -> WorkItem:
     item = session.get(WorkItem, item_id, options=[selectinload(WorkItem.candidates)])
     if item is None:
-        raise NotFound(f"There is no work item {item_id}.")
+        raise WorkItemNotFound(item_id)
     return item
 
 
@@ -59,7 +59,7 @@ def reassign_in(session: Session, item: WorkItem, target: User, *, actor: str | 
     already. ``actor`` is who did it (None: the process itself)."""
     require_open(item)
     if not target.active:
-        raise NotAuthorized(f"{target.username} is no longer active and cannot receive work.")
+        raise InactiveUser(target.username)
     if item.assignee_id == target.id:
         return False
     previous = item.assignee.username if item.assignee else None

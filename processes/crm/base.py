@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from engine import people
-from engine.errors import NotFound
 from engine.models import Role, User
 from engine.runtime import Engine
+from processes.errors import record_not_found
 
 
 class CrmBase:
@@ -25,10 +25,11 @@ class CrmBase:
 
 
 def get_record(session: Session, model, id_: int, what: str):
-    """The ``model`` row ``id_``; NotFound names it as ``what`` when there is none."""
+    """The ``model`` row ``id_``; NotFound names it as ``what`` (customer, deal or claim)
+    when there is none."""
     row = session.get(model, id_)
     if row is None:
-        raise NotFound(f"There is no {what} {id_}.")
+        raise record_not_found(what, id_)
     return row
 
 

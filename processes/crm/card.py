@@ -10,11 +10,25 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from engine.errors import NotFound
 from engine.models import ItemStatus, WorkItem
+from engine.texts import Listing, Text
 from processes.crm.base import CrmBase
+from processes.errors import record_not_found
 from processes.models import Claim, ClaimStatus, CuratorChange, Customer, Deal, DealStatus, DealTask, Interaction
 from processes.stages import BY_CODE
+from processes.texts import _, ngettext
+
+# The statuses of deals and claims, as the card's one-line description says them.
+STATUS_TEXTS = {
+    DealStatus.IN_PROGRESS.value: _("in progress"),
+    DealStatus.WON.value: _("won"),
+    DealStatus.LOST.value: _("lost"),
+    ClaimStatus.TRIAGE.value: _("triage"),
+    ClaimStatus.INVESTIGATION.value: _("investigation"),
+    ClaimStatus.RESOLUTION.value: _("resolution"),
+    ClaimStatus.INFORMING.value: _("informing the customer"),
+    ClaimStatus.CLOSED.value: _("closed"),
+}
 
 
 @dataclass(frozen=True)
@@ -35,15 +49,16 @@ class CardProcess:
     days_left: int | None  # until the next step's deadline (negative: overdue)
 
     @property
-    def describe(self) -> str:
-        parts = [f"{self.number} {self.title}", self.status.replace("_", " ")]
+    def describe(self) -> Listing:
+        """The process in one line: number, title, status, stage, lag and the next step's deadline."""
+        parts: list = [f"{self.number} {self.title}", STATUS_TEXTS.get(self.status, self.status)]
         if self.stage:
-            parts.append(f"stage {self.stage}")
+            parts.append(_("stage %(stage)s", stage=self.stage))
         if self.deviation_days and self.deviation_days > 0:
-            parts.append(f"{self.deviation_days} {'day' if self.deviation_days == 1 else 'days'} behind plan")
+            parts.append(ngettext("%(num)d day behind plan", "%(num)d days behind plan", self.deviation_days))
         if self.next_step and self.days_left is not None:
-            parts.append(f"{self.next_step}: {days_text(self.days_left)}")
-        return ", ".join(parts)
+            parts.append(_("%(step)s: %(deadline)s", step=self.next_step, deadline=days_text(self.days_left)))
+        return Listing(parts)
 
 
 @dataclass(frozen=True)
@@ -54,23 +69,30 @@ class CustomerCard:
     curator_changes: list[CuratorChange]
 
     @property
-    def summary(self) -> str:
+    def summary(self) -> Listing:
+        """The customer's deals and claims counted in a sentence, with how far behind plan."""
         running = [p for p in self.processes if p.kind != "claim" and p.status == DealStatus.IN_PROGRESS.value]
         behind = [p for p in running if p.deviation_days and p.deviation_days > 0]
         won = sum(1 for p in self.processes if p.status == DealStatus.WON.value)
         lost = sum(1 for p in self.processes if p.status == DealStatus.LOST.value)
         open_claims = sum(1 for p in self.processes if p.kind == "claim" and p.status != ClaimStatus.CLOSED.value)
-        text = f"{len(running)} running deals, {won} won, {lost} lost, {open_claims} open claims"
-        if behind:
-            text += (f"; {len(behind)} of {len(running)} running deals are behind plan, "
-                     f"by up to {max(p.deviation_days for p in behind)} days")
-        return text
+        counts = Listing([ngettext("%(num)d running deal", "%(num)d running deals", len(running)),
+                          ngettext("%(num)d won", "%(num)d won", won),
+                          ngettext("%(num)d lost", "%(num)d lost", lost),
+                          ngettext("%(num)d open claim", "%(num)d open claims", open_claims)])
+        if not behind:
+            return counts
+        lag = ngettext("%(num)d of them is behind plan, by up to %(days)s",
+                       "%(num)d of them are behind plan, by up to %(days)s", len(behind),
+                       days=ngettext("%(num)d day", "%(num)d days", max(p.deviation_days for p in behind)))
+        return Listing([counts, lag], "; ")
 
 
-def days_text(days_left: int) -> str:
-    count = abs(days_left)
-    unit = "day" if count == 1 else "days"
-    return f"{count} {unit} overdue" if days_left < 0 else f"{count} {unit} left"
+def days_text(days_left: int) -> Text:
+    """How long until a deadline, or how long past it."""
+    if days_left < 0:
+        return ngettext("%(num)d day overdue", "%(num)d days overdue", -days_left)
+    return ngettext("%(num)d day left", "%(num)d days left", days_left)
 
 
 class CustomerCards(CrmBase):
@@ -82,7 +104,7 @@ class CustomerCards(CrmBase):
         with self.engine.reading() as session:
             customer = session.get(Customer, customer_id, options=[selectinload(Customer.contacts)])
             if customer is None:
-                raise NotFound(f"There is no customer {customer_id}.")
+                raise record_not_found("customer", customer_id)
             deals = list(session.scalars(select(Deal).where(Deal.customer_id == customer_id)
                                          .options(selectinload(Deal.plan)).order_by(Deal.id)))
             claims = list(session.scalars(select(Claim).where(Claim.customer_id == customer_id).order_by(Claim.id)))

@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from engine import people
-from engine.errors import NotFound
+from engine.errors import FieldError, NotFound
 from engine.models import EventType, Group, HistoryEvent, WorkItem
 from processes.crm.base import CrmBase, get_record
 from processes.crm.definitions import CLAIM_PROCESS, CLAIM_REASONS, CLAIM_RESPONSE_WORKING_DAYS, MAX_ATTACHMENT_BYTES
-from processes.errors import InvalidData
+from processes.errors import REQUIRED, InvalidData, no_such_user, one_of, record_not_found
 from processes.models import Claim, ClaimActivity, ClaimAttachment, ClaimStatus, Customer, Deal
+from processes.texts import _
 
 
 @dataclass
@@ -45,31 +46,35 @@ class Claims(CrmBase):
     def register_claim(self, draft: ClaimDraft, by: str | None) -> Claim:
         """Register a claim from any partner and start its investigation. ``by`` is None for
         a claim the customer registers themselves (self-service)."""
-        errors = {}
+        errors: dict[str, FieldError] = {}
         if not (draft.complainant or "").strip():
-            errors["complainant"] = "is required"
+            errors["complainant"] = REQUIRED
         if not (draft.essence or "").strip():
-            errors["essence"] = "is required"
+            errors["essence"] = REQUIRED
         if draft.reason not in CLAIM_REASONS:
-            errors["reason"] = f"must be one of {', '.join(CLAIM_REASONS)}"
+            errors["reason"] = one_of(CLAIM_REASONS)
         for index, (name, _content_type, content) in enumerate(draft.attachments):
             if not name or "/" in name or "\\" in name:
-                errors[f"attachments[{index + 1}]"] = f"{name!r} is not a plain file name"
+                errors[f"attachments[{index + 1}]"] = FieldError("not_a_file_name", _(
+                    "%(name)s is not a plain file name", name=repr(name)))
             elif len(content) > MAX_ATTACHMENT_BYTES:
-                errors[f"attachments[{index + 1}]"] = f"{name} is larger than {MAX_ATTACHMENT_BYTES // 2**20} MB"
+                errors[f"attachments[{index + 1}]"] = FieldError("too_large", _(
+                    "%(name)s is larger than %(megabytes)s MB", name=name, megabytes=MAX_ATTACHMENT_BYTES // 2**20))
         with self.engine.reading() as session:
             customer = get_record(session, Customer, draft.customer_id, "customer")
             if by is not None:
                 people.get_user(session, by)
             if draft.guilty_employee and people.find_user(session, draft.guilty_employee) is None:
-                errors["guilty_employee"] = f"there is no crmflow user {draft.guilty_employee!r}"
+                errors["guilty_employee"] = no_such_user(draft.guilty_employee)
             if draft.guilty_department:
                 if session.scalar(select(Group).where(Group.name == draft.guilty_department)) is None:
-                    errors["guilty_department"] = f"there is no department {draft.guilty_department!r}"
+                    errors["guilty_department"] = FieldError("unknown_department", _(
+                        "there is no department %(department)s", department=repr(draft.guilty_department)))
             if draft.deal_id is not None:
                 deal = session.get(Deal, draft.deal_id)
                 if deal is None or deal.customer_id != customer.id:
-                    errors["deal_id"] = f"deal {draft.deal_id} is not a deal of this customer"
+                    errors["deal_id"] = FieldError("other_customer", _("deal %(deal_id)s is not a deal of this "
+                                                                       "customer", deal_id=draft.deal_id))
         if errors:
             raise InvalidData("claim", errors)
         now = self.now
@@ -103,7 +108,7 @@ class Claims(CrmBase):
             claim = session.get(Claim, claim_id, options=[selectinload(Claim.activities),
                                                          selectinload(Claim.attachments)])
             if claim is None:
-                raise NotFound(f"There is no claim {claim_id}.")
+                raise record_not_found("claim", claim_id)
             claim.customer
             return claim
 
@@ -114,7 +119,8 @@ class Claims(CrmBase):
                                                                       ClaimAttachment.claim_id == claim_id)
                                         .options(undefer(ClaimAttachment.content)))
             if attachment is None:
-                raise NotFound(f"Claim {claim_id} has no attachment {attachment_id}.")
+                raise NotFound(_("Claim %(claim_id)s has no attachment %(attachment_id)s.", claim_id=claim_id,
+                                 attachment_id=attachment_id), code="attachment_not_found")
             return attachment
 
     def plan_investigation(self, item_id: int, activities: Iterable[PlannedActivity], user: str,
@@ -135,35 +141,36 @@ def parse_plan(text: str) -> list[tuple[int, list[str]]]:
             for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
-def plan_problems(session: Session, text: str, today: date) -> dict[str, str]:
-    problems = {}
+def plan_problems(session: Session, text: str, today: date) -> dict[str, FieldError]:
+    problems: dict[str, FieldError] = {}
     lines = parse_plan(text)
     if not lines:
-        problems["plan"] = "list at least one activity: owner; due date; what to do"
+        problems["plan"] = FieldError("empty_plan", _("list at least one activity: owner; due date; what to do"))
     for number, parts in lines:
         where = f"plan line {number}"
         if len(parts) != 3 or not all(parts):
-            problems[where] = "write it as: owner; due date (YYYY-MM-DD); what to do"
+            problems[where] = FieldError("bad_plan_line", _("write it as: owner; due date (YYYY-MM-DD); what to do"))
             continue
-        owner, due, _ = parts
+        owner, due, _description = parts
         user = people.find_user(session, owner)
         if user is None or not user.active:
-            problems[where] = f"there is no active crmflow user {owner!r}"
+            problems[where] = no_such_user(owner, active=True)
             continue
         try:
             due_on = date.fromisoformat(due)
         except ValueError:
-            problems[where] = f"{due!r} is not a date such as 2026-12-31"
+            problems[where] = FieldError("not_a_date", _("%(value)s is not a date such as %(example)s",
+                                                         value=repr(due), example="2026-12-31"))
             continue
         if due_on < today:
-            problems[where] = f"the due date {due} is in the past"
+            problems[where] = FieldError("in_the_past", _("the due date %(date)s is in the past", date=due))
     return problems
 
 
 def record_plan(session: Session, claim: Claim, text: str, events: list[HistoryEvent]) -> None:
     created = [session.get(WorkItem, e.work_item_id) for e in events
                if e.type == EventType.WORK_ITEM_CREATED.value and e.task_spec == "do_activity"]
-    for _, (owner, due, description) in parse_plan(text):
+    for _number, (owner, due, description) in parse_plan(text):
         due_on = date.fromisoformat(due)
         match = next((item for item in created if item.assignee and item.assignee.username == owner
                       and item.due_at and item.due_at.date() == due_on), None)

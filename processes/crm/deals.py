@@ -11,12 +11,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import people
-from engine.errors import NotAuthorized, NotFound
+from engine.errors import FieldError, NotAuthorized
 from processes.crm.base import CrmBase, get_record, manages
 from processes.crm.definitions import DEAL_PROCESSES, PROJECT_TASK_PROCESS
-from processes.errors import InvalidData
+from processes.errors import (
+    MUST_CARRY_TIME_ZONE,
+    REQUIRED,
+    InvalidData,
+    no_such_user,
+    one_of,
+    record_not_found,
+)
 from processes.models import Customer, Deal, DealKind, DealMove, DealStagePlan, DealStatus, DealTask
 from processes.stages import BY_CODE, LOST, LOST_REASONS, STAGE_CODES, STAGES, WON
+from processes.texts import _, ngettext
 
 
 @dataclass(frozen=True)
@@ -39,11 +47,11 @@ class Deals(CrmBase):
         """Open a deal. A typical or manual deal starts its process, and the deal record is
         written in the same transaction; a project (non-process) deal is a record whose
         tasks are added with ``add_project_task``."""
-        errors = {}
+        errors: dict[str, FieldError] = {}
         if kind not in {k.value for k in DealKind}:
-            errors["kind"] = f"must be one of {', '.join(k.value for k in DealKind)}"
+            errors["kind"] = one_of(k.value for k in DealKind)
         if not title or not title.strip():
-            errors["title"] = "is required"
+            errors["title"] = REQUIRED
         parsed_amount = None
         if amount not in (None, ""):
             try:
@@ -51,11 +59,13 @@ class Deals(CrmBase):
                 if parsed_amount < 0 or not parsed_amount.is_finite():
                     raise InvalidOperation
             except InvalidOperation:
-                errors["amount"] = f"{amount!r} is not an amount of money"
+                errors["amount"] = FieldError("not_an_amount", _("%(value)s is not an amount of money",
+                                                                 value=repr(amount)))
         if first_stage not in STAGE_CODES:
-            errors["first_stage"] = f"must be one of {', '.join(STAGE_CODES)}"
+            errors["first_stage"] = one_of(STAGE_CODES)
         elif kind == DealKind.TYPICAL.value and first_stage != STAGES[0].code:
-            errors["first_stage"] = "a typical sale always starts at the first contact"
+            errors["first_stage"] = FieldError("typical_starts_first", _("a typical sale always starts at the first "
+                                                                         "contact"))
         if errors:
             raise InvalidData("deal", errors)
         with self.engine.reading() as session:
@@ -63,10 +73,11 @@ class Deals(CrmBase):
             curator_user = people.get_user(session, curator)
             starter = people.get_user(session, by)
             if not curator_user.active:
-                raise InvalidData("deal", {"curator": f"{curator} is no longer active"})
+                raise InvalidData("deal", {"curator": FieldError("inactive_user", _("%(user)s is no longer active",
+                                                                                    user=curator))})
             if starter.id != curator_user.id and not manages(session, starter, curator_user):
-                raise NotAuthorized(f"{by} may not open a deal for {curator}: only for themselves, "
-                                    "or for the people they manage.")
+                raise NotAuthorized(_("%(user)s may not open a deal for %(curator)s: only for themselves, or for the "
+                                      "people they manage.", user=by, curator=curator), code="may_not_open_deal")
         fields = dict(kind=kind, title=title.strip(), customer_id=customer.id, curator_id=curator_user.id,
                       amount=parsed_amount, created_by=by)
 
@@ -106,7 +117,7 @@ class Deals(CrmBase):
         with self.engine.reading() as session:
             deal = session.get(Deal, deal_id, options=[selectinload(Deal.plan)])
             if deal is None:
-                raise NotFound(f"There is no deal {deal_id}.")
+                raise record_not_found("deal", deal_id)
             deal.customer
             return deal
 
@@ -152,12 +163,14 @@ class Deals(CrmBase):
             actor = people.get_user(session, by)
             deal = get_record(session, Deal, deal_id, "deal")
             if actor.id != deal.curator_id and not manages(session, actor, deal.curator):
-                raise NotAuthorized(f"{by} may not change the plan of {deal.number}: it is {deal.curator.username}'s deal.")
+                raise NotAuthorized(_("%(user)s may not change the plan of %(deal)s: it is %(curator)s's deal.",
+                                      user=by, deal=deal.number, curator=deal.curator.username), code="not_curator")
             unknown = [stage for stage in planned_ends if stage not in STAGE_CODES]
             if unknown:
-                raise InvalidData("stage plan", {stage: "is not a sales stage" for stage in unknown})
+                raise InvalidData("stage plan", {stage: FieldError("not_a_stage", _("is not a sales stage"))
+                                                 for stage in unknown})
             if deal.kind == DealKind.PROJECT.value:
-                raise InvalidData("stage plan", {"deal": "a project deal has no stages"})
+                raise InvalidData("stage plan", {"deal": FieldError("no_stages", _("a project deal has no stages"))})
             existing = {p.stage: p for p in deal.plan}
             for stage, planned_end in planned_ends.items():
                 if stage in existing:
@@ -169,24 +182,27 @@ class Deals(CrmBase):
     def add_project_task(self, deal_id: int, title: str, owner: str, due_at: datetime | None, by: str,
                          description: str | None = None) -> DealTask:
         """A task of a non-process deal: a work item in the owner's inbox with its deadline."""
-        errors = {}
+        errors: dict[str, FieldError] = {}
         if not title or not title.strip():
-            errors["title"] = "is required"
+            errors["title"] = REQUIRED
         if due_at is None:
-            errors["due_at"] = "is required"
+            errors["due_at"] = REQUIRED
         elif due_at.tzinfo is None:
-            errors["due_at"] = "must carry a time zone"
+            errors["due_at"] = MUST_CARRY_TIME_ZONE
         with self.engine.reading() as session:
             deal = get_record(session, Deal, deal_id, "deal")
             actor = people.get_user(session, by)
             if actor.id != deal.curator_id and not manages(session, actor, deal.curator):
-                raise NotAuthorized(f"{by} may not add tasks to {deal.number}: it is {deal.curator.username}'s deal.")
+                raise NotAuthorized(_("%(user)s may not add tasks to %(deal)s: it is %(curator)s's deal.",
+                                      user=by, deal=deal.number, curator=deal.curator.username), code="not_curator")
             if deal.kind != DealKind.PROJECT.value:
-                errors["deal"] = f"{deal.number} is a {deal.kind} deal: its steps come from its process"
+                errors["deal"] = FieldError("steps_from_process", _("%(deal)s is a %(kind)s deal: its steps come from "
+                                                                    "its process", deal=deal.number, kind=deal.kind))
             elif deal.status != DealStatus.IN_PROGRESS.value:
-                errors["deal"] = f"{deal.number} is closed ({deal.status})"
+                errors["deal"] = FieldError("deal_closed", _("%(deal)s is closed (%(status)s)", deal=deal.number,
+                                                             status=deal.status))
             if people.find_user(session, owner) is None:
-                errors["owner"] = f"there is no user {owner!r}" if owner else "is required"
+                errors["owner"] = no_such_user(owner) if owner else REQUIRED
         if errors:
             raise InvalidData("project task", errors)
         created: list[DealTask] = []
@@ -209,19 +225,23 @@ class Deals(CrmBase):
             actor = people.get_user(session, by)
             deal = get_record(session, Deal, deal_id, "deal")
             if actor.id != deal.curator_id and not manages(session, actor, deal.curator):
-                raise NotAuthorized(f"{by} may not close {deal.number}: it is {deal.curator.username}'s deal.")
+                raise NotAuthorized(_("%(user)s may not close %(deal)s: it is %(curator)s's deal.",
+                                      user=by, deal=deal.number, curator=deal.curator.username), code="not_curator")
             if outcome not in (WON, LOST):
-                raise InvalidData("deal", {"outcome": "must be won or lost"})
+                raise InvalidData("deal", {"outcome": FieldError("not_an_option", _("must be won or lost"))})
             if outcome == LOST and lost_reason not in LOST_REASONS:
-                raise InvalidData("deal", {"lost_reason": f"must be one of {', '.join(LOST_REASONS)}"})
+                raise InvalidData("deal", {"lost_reason": one_of(LOST_REASONS)})
             if deal.kind != DealKind.PROJECT.value:
-                raise InvalidData("deal", {"kind": "only a project deal is closed by hand; the others by their process"})
+                raise InvalidData("deal", {"kind": FieldError("closed_by_process", _(
+                    "only a project deal is closed by hand; the others by their process"))})
             if deal.status != DealStatus.IN_PROGRESS.value:
-                raise InvalidData("deal", {"status": f"{deal.number} is already {deal.status}"})
+                raise InvalidData("deal", {"status": FieldError("deal_closed", _(
+                    "%(deal)s is already %(status)s", deal=deal.number, status=deal.status))})
             open_tasks = session.scalar(select(func.count()).select_from(DealTask)
                                         .where(DealTask.deal_id == deal.id, DealTask.done_at.is_(None)))
             if open_tasks:
-                raise InvalidData("deal", {"tasks": f"{open_tasks} task(s) are still open"})
+                raise InvalidData("deal", {"tasks": FieldError("tasks_open", ngettext(
+                    "%(num)d task is still open", "%(num)d tasks are still open", open_tasks))})
             deal.status = outcome
             deal.lost_reason = lost_reason
             deal.closed_at = self.now

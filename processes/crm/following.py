@@ -21,7 +21,7 @@ from processes.crm.definitions import (
     INFORMED_BY,
     PROJECT_TASK_PROCESS,
 )
-from processes.errors import InvalidData
+from processes.errors import InvalidData, no_such_user
 from processes.models import (
     Claim,
     ClaimActivity,
@@ -117,8 +117,8 @@ def follow_claim(session: Session, claim: Claim, events: list[HistoryEvent], now
     if "triage" in completed:
         officer = people.find_user(session, data.get("responsible_officer") or "")
         if officer is None or not officer.active:
-            raise InvalidData("triage", {"responsible_officer":
-                                         f"there is no active crmflow user {data.get('responsible_officer')!r}"})
+            raise InvalidData("triage", {"responsible_officer": no_such_user(data.get("responsible_officer"),
+                                                                             active=True)})
         claim.responsible_officer = officer.username
     if "plan_investigation" in completed:
         problems = plan_problems(session, data.get("plan") or "", now.date())

@@ -12,6 +12,7 @@ from engine.errors import NotAuthorized, NotFound
 from engine.models import ItemStatus, Role, User, WorkItem
 from processes.crm.base import CrmBase
 from processes.models import CuratorChange, Customer, Deal, DealStatus, DealTask
+from processes.texts import _, ngettext
 
 
 class Handovers(CrmBase):
@@ -26,12 +27,14 @@ class Handovers(CrmBase):
             actor = people.get_user(session, by)
             target = people.get_user(session, to_user)
             if not target.active:
-                raise NotAuthorized(f"{target.username} is no longer active and cannot take customers.")
+                raise NotAuthorized(_("%(user)s is no longer active and cannot take customers.",
+                                      user=target.username), code="inactive_user")
             customers = list(session.scalars(select(Customer).where(Customer.id.in_(ids))
                                              .order_by(Customer.id).with_for_update(of=Customer)))
             missing = set(ids) - {c.id for c in customers}
             if missing:
-                raise NotFound(f"There are no customers {sorted(missing)}.")
+                raise NotFound(ngettext("There is no customer %(customers)s.", "There are no customers %(customers)s.",
+                                        len(missing), customers=sorted(missing)), code="customer_not_found")
             return [self.hand_over(session, customer, actor, target, reason) for customer in customers]
 
     def hand_over_all(self, from_user: str, to_user: str, by: str, reason: str | None = None) -> list[CuratorChange]:
@@ -45,8 +48,10 @@ class Handovers(CrmBase):
                    reason: str | None) -> CuratorChange:
         previous = customer.curator
         if not may_change_curator(session, actor, previous):
-            raise NotAuthorized(f"{actor.username} may not hand over customer {customer.id} ({customer.name}): "
-                                "that takes its curator, their manager, a head of their department or an admin.")
+            raise NotAuthorized(_("%(user)s may not hand over customer %(customer_id)s (%(customer)s): that takes "
+                                  "its curator, their manager, a head of their department or an admin.",
+                                  user=actor.username, customer_id=customer.id, customer=customer.name),
+                                code="may_not_hand_over")
         now = self.now
         customer.curator = target
         deals = list(session.scalars(select(Deal).where(Deal.customer_id == customer.id,

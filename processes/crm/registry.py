@@ -11,11 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from engine import people
-from engine.errors import NotFound
+from engine.errors import FieldError
 from processes import customers as customer_store
 from processes.crm.base import CrmBase, get_record
 from processes.customers import ContactDraft, CustomerDraft, DuplicateCandidate
-from processes.errors import DuplicateCustomer, InvalidData
+from processes.errors import (
+    MUST_CARRY_TIME_ZONE,
+    REQUIRED,
+    DuplicateCustomer,
+    InvalidData,
+    one_of,
+    record_not_found,
+)
 from processes.models import (
     Claim,
     ContactPerson,
@@ -26,6 +33,7 @@ from processes.models import (
     InteractionKind,
     InteractionStatus,
 )
+from processes.texts import _
 
 
 @dataclass(frozen=True)
@@ -60,20 +68,21 @@ class CustomerRegistry(CrmBase):
         """Replace the customer's own fields with the draft's (its contact persons stay; add
         them with ``add_contact``). The duplicate check runs against the other customers."""
         if draft.contacts:
-            raise InvalidData("customer", {"contacts": "add contact persons with add_contact"})
+            raise InvalidData("customer", {"contacts": FieldError("contacts_apart", _("add contact persons with "
+                                                                                    "add_contact"))})
         clean = customer_store.check_draft(draft)
         with self.engine.transaction() as session:
             people.get_user(session, by)
             customer = session.scalar(select(Customer).where(Customer.id == customer_id)
                                       .with_for_update(of=Customer))
             if customer is None:
-                raise NotFound(f"There is no customer {customer_id}.")
+                raise record_not_found("customer", customer_id)
             duplicates = [d for d in customer_store.find_duplicates(session, clean) if d.customer_id != customer.id]
             if duplicates and not allow_duplicates:
                 raise DuplicateCustomer(duplicates)
             if draft.curator != (customer.curator.username if customer.curator else None):
-                raise InvalidData("customer", {"curator": "hand the customer over with change_curator, "
-                                                          "so that its open work moves too"})
+                raise InvalidData("customer", {"curator": FieldError("curator_apart", _(
+                    "hand the customer over with change_curator, so that its open work moves too"))})
             for name, value in customer_store.customer_row(clean, customer.created_at, customer.created_by,
                                                            customer.curator_id).items():
                 setattr(customer, name, value)
@@ -104,7 +113,7 @@ class CustomerRegistry(CrmBase):
         with self.engine.reading() as session:
             customer = session.get(Customer, customer_id, options=[selectinload(Customer.contacts)])
             if customer is None:
-                raise NotFound(f"There is no customer {customer_id}.")
+                raise record_not_found("customer", customer_id)
             return customer
 
     def search_customers(self, text: str, limit: int = 50) -> list[Customer]:
@@ -135,24 +144,29 @@ class CustomerRegistry(CrmBase):
                         status: str = InteractionStatus.DONE.value, at: datetime | None = None,
                         notes: str | None = None, deal_id: int | None = None, claim_id: int | None = None,
                         contact_person_id: int | None = None) -> Interaction:
-        errors = {}
+        errors: dict[str, FieldError] = {}
         if kind not in {k.value for k in InteractionKind}:
-            errors["kind"] = f"must be one of {', '.join(k.value for k in InteractionKind)}"
+            errors["kind"] = one_of(k.value for k in InteractionKind)
         if status not in {s.value for s in InteractionStatus}:
-            errors["status"] = f"must be one of {', '.join(s.value for s in InteractionStatus)}"
+            errors["status"] = one_of(s.value for s in InteractionStatus)
         if not subject or not subject.strip():
-            errors["subject"] = "is required"
+            errors["subject"] = REQUIRED
         if at is not None and at.tzinfo is None:
-            errors["at"] = "must carry a time zone"
+            errors["at"] = MUST_CARRY_TIME_ZONE
         with self.engine.transaction() as session:
             people.get_user(session, by)
             customer = get_record(session, Customer, customer_id, "customer")
             if deal_id is not None and get_record(session, Deal, deal_id, "deal").customer_id != customer.id:
-                errors["deal_id"] = f"deal {deal_id} is not a deal of customer {customer_id}"
+                errors["deal_id"] = FieldError("other_customer", _("deal %(deal_id)s is not a deal of customer "
+                                                                   "%(customer_id)s", deal_id=deal_id,
+                                                                   customer_id=customer_id))
             if claim_id is not None and get_record(session, Claim, claim_id, "claim").customer_id != customer.id:
-                errors["claim_id"] = f"claim {claim_id} is not a claim of customer {customer_id}"
+                errors["claim_id"] = FieldError("other_customer", _("claim %(claim_id)s is not a claim of customer "
+                                                                    "%(customer_id)s", claim_id=claim_id,
+                                                                    customer_id=customer_id))
             if contact_person_id is not None and contact_person_id not in {c.id for c in customer.contacts}:
-                errors["contact_person_id"] = f"is not a contact person of customer {customer_id}"
+                errors["contact_person_id"] = FieldError("other_customer", _(
+                    "is not a contact person of customer %(customer_id)s", customer_id=customer_id))
             if errors:
                 raise InvalidData("interaction", errors)
             interaction = Interaction(

@@ -216,6 +216,9 @@ def test_claim_then_complete_and_the_second_completion_is_a_clean_409(app, offic
                                                                         "data": {"discount": 99, "colour": "red"}})
     assert invalid.status_code == 422 and invalid.json["code"] == "invalid"
     assert invalid.json["fields"] == {"colour": "is not a field of this step's form", "discount": "must be at most 50"}
+    assert invalid.json["reason"] == "invalid_form_data" and invalid.json["params"]["task"] == "Request discount"
+    assert invalid.json["field_reasons"] == {"colour": {"reason": "unknown_field", "params": {}},
+                                             "discount": {"reason": "too_large", "params": {"max": "50"}}}
     missing = ann.post(f"/api/v1/work-items/{item.id}/complete", json={"data": {}})
     assert missing.status_code == 422 and missing.json["fields"] == {"expected_version": "is required"}
 
@@ -279,6 +282,29 @@ def test_start_an_instance_and_read_it_with_its_history(app, office, ann):
 # -- customers, deals, claims, interactions ---------------------------------------------------
 
 
+def test_refusals_come_in_the_token_users_language_with_their_code_and_parameters(app, office, ann):
+    _, item = start_approval(office)
+    office.set_locale("ann", "ru")
+    invalid = ann.post(f"/api/v1/work-items/{item.id}/complete", json={"expected_version": 1,
+                                                                        "data": {"discount": 99}})
+    assert invalid.status_code == 422 and invalid.json["code"] == "invalid"
+    assert invalid.json["message"] == "В форме «Request discount» есть неверные значения: discount: не больше 50"
+    assert invalid.json["fields"] == {"discount": "не больше 50"}
+    assert invalid.json["field_reasons"] == {"discount": {"reason": "too_large", "params": {"max": "50"}}}
+
+    missing = ann.get("/api/v1/customers/999999")
+    assert missing.status_code == 404 and missing.json["code"] == "not_found"
+    assert missing.json["reason"] == "customer_not_found" and missing.json["params"] == {"id": 999999}
+    assert missing.json["message"] == "Клиента 999999 нет."
+
+    office.complete(item.id, {"discount": 10}, "ann")
+    closed = ann.post(f"/api/v1/work-items/{item.id}/complete", json={"expected_version": 2,
+                                                                       "data": {"discount": 10}})
+    assert closed.status_code == 409 and closed.json["code"] == "work_item_closed"
+    assert closed.json["reason"] == "work_item_closed" and closed.json["item_status"] == "completed"
+    assert closed.json["message"] == f"Задача {item.id} уже выполнена пользователем ann."
+
+
 def test_register_a_customer_with_the_duplicate_check(ann):
     draft = {"name": "Romashka LLC", "inn": "7707083893", "emails": ["info@romashka.example"],
              "contacts": [{"name": "Ivan Petrov", "position": "CEO", "phones": ["+7 495 123-45-67"]}]}
@@ -292,6 +318,8 @@ def test_register_a_customer_with_the_duplicate_check(ann):
     again = ann.post("/api/v1/customers", json={**draft, "name": "Romashka"})
     assert again.status_code == 409 and again.json["code"] == "duplicate_customer"
     assert "same INN 7707083893" in again.json["candidates"][0]["reasons"]
+    assert {"kind": "inn", "value": "7707083893"} in again.json["candidates"][0]["keys"]
+    assert again.json["message"].startswith("A likely duplicate is already registered: #")
     deliberate = ann.post("/api/v1/customers", json={**draft, "name": "Romashka", "allow_duplicates": True})
     assert deliberate.status_code == 201 and deliberate.json["duplicates"]
 
@@ -342,7 +370,7 @@ def test_deals_claims_and_interactions_of_a_customer(app, office, ann):
 
     card = ann.get(f"/api/v1/customers/{customer.id}").json
     assert {p["kind"] for p in card["processes"]} == {"typical", "claim"}
-    assert "1 running deals" in card["summary"]
+    assert "1 running deal," in card["summary"]
     assert ann.get("/api/v1/customers/999/interactions").status_code == 404
 
 

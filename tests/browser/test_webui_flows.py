@@ -46,6 +46,20 @@ def test_an_employee_completes_a_step_after_fixing_a_bad_value(office, clock, si
     expect(page.locator(".tab-overdue .count")).to_have_text("1")
 
 
+def test_a_russian_reader_sees_the_engines_refusal_in_russian_beside_the_field(office, sign_in):
+    start_approval(office, key="DEAL-20 Romashka LLC")
+    office.set_locale("ann", "ru")
+    page = sign_in("ann")
+    page.click("text=Request discount")
+    page.fill("#f-discount", "99")
+    page.fill("#f-reason", "да")
+    page.click("text=Выполнить шаг")
+    expect(page.locator("[data-field-error=discount]")).to_have_text("Не больше 50.")
+    expect(page.locator("[data-field-error=reason]")).to_have_text("Не меньше 3 символов.")
+    expect(page.locator("#problem")).to_have_text("Исправьте значения (см. ниже).")
+    screenshot(page, "task-form-validation-ru")
+
+
 def test_a_manager_reassigns_an_overdue_item_and_the_new_owner_sees_it(office, clock, sign_in):
     instance, item = start_approval(office, key="DEAL-21 Polyus")
     start_approval(office, curator="bob", key="DEAL-22 Sever")

@@ -80,22 +80,31 @@ def test_every_bad_form_value_is_reported_against_its_field_and_nothing_changes(
         company.complete(item.id, {"discount": "ten", "reason": "no", "valid_until": "31 Feb",
                                    "channel": "pigeon", "classified": True}, "ann")
 
-    assert error.value.errors == {
-        "discount": "must be a whole number",
-        "reason": "must be at least 3 characters",
-        "valid_until": "must be a date such as 2026-12-31",
-        "channel": "must be one of email, phone",
-        "classified": "is not a field of this step's form",
+    assert messages(error.value) == {
+        "discount": ("not_a_whole_number", "must be a whole number"),
+        "reason": ("too_short", "must be at least 3 characters"),
+        "valid_until": ("not_a_date", "must be a date such as 2026-12-31"),
+        "channel": ("not_an_option", "must be one of email, phone"),
+        "classified": ("unknown_field", "is not a field of this step's form"),
     }
+    assert error.value.errors["channel"].params == {"options": ["email", "phone"]}
+    assert error.value.errors["reason"].render("ru") == "не меньше 3 символов"
     unchanged = company.work_item(item.id)
     assert (unchanged.status, unchanged.version) == ("open", item.version)
 
     with pytest.raises(InvalidFormData) as error:
         company.complete(item.id, {"discount": 80}, "ann")
-    assert error.value.errors == {"discount": "must be at most 50"}
+    assert messages(error.value) == {"discount": ("too_large", "must be at most 50")}
+    assert str(error.value) == "The form of 'Request discount' has invalid values: discount: must be at most 50"
+    assert error.value.render("ru") == "В форме «Request discount» есть неверные значения: discount: не больше 50"
     with pytest.raises(InvalidFormData) as error:
         company.complete(item.id, {}, "ann")
-    assert error.value.errors == {"discount": "is required"}
+    assert messages(error.value) == {"discount": ("required", "is required")}
+
+
+def messages(error: InvalidFormData) -> dict[str, tuple[str, str]]:
+    """Each field's code and English message."""
+    return {field: (problem.code, str(problem)) for field, problem in error.errors.items()}
 
 
 def test_queues_claims_and_who_may_complete(company):

@@ -125,16 +125,16 @@ def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tm
         assert sweep_and_send(escalation, sender).by_level == {"reminder": 1}
         assert sweep_and_send(escalation, sender).fired == 0  # once
         assert smtp.received() == [("ann@example.test", "Reminder: «Send the commercial offer» is due "
-                                                        "23.11.2026 18:00 (Europe/Moscow)")]
+                                                        "11/23/26, 6:00\u202fPM (Europe/Moscow)")]
         assert inbox.unread_count("ann") == 1 and inbox.unread_count("boss") == 0
 
         clock.now = moscow(2026, 11, 23, 18).astimezone(timezone.utc)
         assert sweep_and_send(escalation, sender).by_level == {"breach": 1}
         breach_mail = sorted(smtp.received()[1:])
-        assert breach_mail == [("ann@example.test", "Overdue: «Send the commercial offer» was due 23.11.2026 18:00 "
-                                                     "(Europe/Moscow)"),
-                               ("boss@example.test", "Overdue: «Send the commercial offer» was due 23.11.2026 18:00 "
-                                                      "(Europe/Moscow)")]
+        assert breach_mail == [("ann@example.test", "Overdue: «Send the commercial offer» was due "
+                                                     "11/23/26, 6:00\u202fPM (Europe/Moscow)"),
+                               ("boss@example.test", "Overdue: «Send the commercial offer» was due "
+                                                      "11/23/26, 6:00\u202fPM (Europe/Moscow)")]
         assert (inbox.unread_count("ann"), inbox.unread_count("boss"), inbox.unread_count("olga")) == (2, 1, 0)
 
         # The night and Tuesday morning are not working time: nothing before 11:00.
@@ -143,13 +143,13 @@ def test_a_stage_deadline_escalates_by_email_and_in_app_each_once(crm, clock, tm
         clock.advance(minutes=1)
         assert sweep_and_send(escalation, sender).by_level == {"head": 1}
         assert smtp.received()[3:] == [("olga@example.test", "Эскалация: «Send the commercial offer» просрочено с "
-                                                              "23.11.2026 18:00 (Europe/Moscow)")]
+                                                              "23.11.2026, 18:00 (Europe/Moscow)")]
         assert inbox.unread_count("olga") == 1
         [olga_notice] = inbox.notifications("olga")
-        assert "Просрочка: 17 ч 0 мин" in olga_notice.body and "Ответственный: Anna Sales" in olga_notice.body
+        assert "Просрочка: 17 часов\n" in olga_notice.body and "Ответственный: Anna Sales" in olga_notice.body
         [ann_breach, _] = inbox.notifications("ann")
-        assert ann_breach.body == ("«Send the commercial offer» was due 23.11.2026 18:00 (Europe/Moscow) and is not "
-                                   f"done.\n\nResponsible: Anna Sales\nReference: work item {item.id}, "
+        assert ann_breach.body == ("«Send the commercial offer» was due 11/23/26, 6:00\u202fPM (Europe/Moscow) and "
+                                   f"is not done.\n\nResponsible: Anna Sales\nReference: work item {item.id}, "
                                    f"instance {instance.id}\n")
         assert crm.work_item(item.id).priority == 90
 
@@ -281,13 +281,29 @@ def test_a_whole_instance_deadline_escalates_to_its_responsible(crm, clock, tmp_
     assert escalation.sweep().by_level == {"breach": 1}
     assert [inbox.unread_count(u) for u in ("ann", "boss", "olga")] == [2, 1, 0]
     [breach] = inbox.notifications("boss")
-    assert breach.subject == f"Overdue: the response deadline of instance {instance.id} was due 24.11.2026 18:00 " \
-                             "(Europe/Moscow)"
+    assert breach.subject == f"Overdue: the response deadline of instance {instance.id} was due " \
+                             "11/24/26, 6:00\u202fPM (Europe/Moscow)"
     # Answered: the head is not bothered.
     escalation.meet_instance_deadline(instance.id)
     clock.advance(days=2)
     assert escalation.sweep().fired == 0
     assert inbox.unread_count("olga") == 0
+
+
+def test_a_notice_after_downtime_says_how_late_in_each_readers_words(crm, clock, tmp_path, escalation):
+    deploy(crm, tmp_path)
+    instance = crm.start("deal", {"curator": "ann", "stageDue": "PT8H"}, started_by="ann")  # due Monday 18:00
+    # No scheduler ran until Tuesday 20:01: the breach and the head rung fire at once, both late.
+    clock.now = moscow(2026, 11, 24, 20, 1).astimezone(timezone.utc)
+    assert escalation.sweep().by_level == {"breach": 1, "head": 1}
+    inbox = Inbox(crm)
+    [boss_breach] = inbox.notifications("boss")
+    [olga_head] = inbox.notifications("olga")
+    assert "\nLate by: 1 day 2 hours 1 minute\n" in boss_breach.body
+    assert "\nПросрочка: 1 день 2 часа 1 минута\n" in olga_head.body
+    assert olga_head.body.startswith("Срок «Send the commercial offer» истёк 23.11.2026, 18:00 (Europe/Moscow), "
+                                     "работа всё ещё не выполнена")
+    assert f"Ссылка: задача {crm.work_items(instance_id=instance.id)[0].id}, процесс {instance.id}" in olga_head.body
 
 
 def test_calendar_time_without_a_business_calendar(database_url, clock, tmp_path):

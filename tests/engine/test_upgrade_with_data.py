@@ -482,7 +482,7 @@ def test_the_engine_and_the_crm_go_on_with_the_upgraded_work(old_database):
            enumerate(["triage", "investigation", "resolution", "informing", "closed"], start=1))),
     ]
     assert card.processes[0].next_step == "First contact"
-    assert card.summary == "2 running deals, 2 won, 0 lost, 4 open claims"
+    assert str(card.summary) == "2 running deals, 2 won, 0 lost, 4 open claims"
     assert [i.kind for i in card.timeline] == ["note", "letter", "email", "call_out", "call_in", "meeting"]
 
     [item] = engine.work_items(instance_id=1)

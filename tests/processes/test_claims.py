@@ -107,7 +107,8 @@ def test_triage_to_someone_who_is_not_a_user_is_refused(crm, customer):
     triage = open_item(crm.engine, claim.instance_id)
     with pytest.raises(InvalidData) as error:
         crm.engine.complete(triage.id, {"responsible_officer": "ghost"}, "boss")
-    assert "ghost" in error.value.errors["responsible_officer"]
+    assert "ghost" in str(error.value.errors["responsible_officer"])
+    assert error.value.errors["responsible_officer"].code == "unknown_user"
     assert open_item(crm.engine, claim.instance_id).id == triage.id  # nothing moved
     assert crm.claim(claim.id).status == "triage"
 

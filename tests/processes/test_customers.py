@@ -31,13 +31,17 @@ def test_likely_duplicates_are_shown_with_the_reason_of_each_match(crm, customer
     other = draft(name="Ромашка, ООО", inn_prefix=None, phones=["8 (495) 123 45 67"], emails=["INFO@romashka.ru"])
     [candidate] = crm.find_duplicates(other)
     assert candidate.customer_id == customer.id
-    assert candidate.reasons == ("same e-mail info@romashka.ru", "same name “ромашка”", "same phone +74951234567")
+    assert tuple(map(str, candidate.reasons)) == ("same e-mail info@romashka.ru", "same name “ромашка”",
+                                                  "same phone +74951234567")
+    assert [(reason.kind, reason.value) for reason in candidate.reasons] == [
+        ("email", "info@romashka.ru"), ("name", "ромашка"), ("phone", "74951234567")]
+    assert candidate.reasons[2].render("ru") == "тот же телефон +74951234567"
 
     with pytest.raises(DuplicateCustomer) as refused:
         crm.register_customer(other, by="bob")
     assert refused.value.candidates == [candidate] and "register deliberately" in str(refused.value)
     by_inn = crm.find_duplicates(draft(name="Completely different"))
-    assert by_inn[0].reasons == ("same INN 7707083893",)
+    assert tuple(map(str, by_inn[0].reasons)) == ("same INN 7707083893",)
     # A contact person's phone finds the company too.
     assert crm.find_duplicates(draft(name="X", inn_prefix=None, phones=["+7 916 000 00 01"]))[0].customer_id == customer.id
 
@@ -54,7 +58,8 @@ def test_bad_customer_data_is_refused_field_by_field(crm):
                                        "contacts[1].emails"}
     with pytest.raises(InvalidData) as error:
         crm.register_customer(draft(inn_prefix=None, inn="7707083890"), by="ann")
-    assert "check digit" in error.value.errors["inn"]
+    assert "check digit" in str(error.value.errors["inn"])
+    assert error.value.errors["inn"].code == "inn_check_digit"
 
 
 def test_search_by_inn_phone_email_or_part_of_the_name(crm, customer):
@@ -119,14 +124,16 @@ def test_the_customer_card_shows_every_process_its_stage_and_its_deviation(crm, 
     assert rows["Late sale"].stage == "First contact"
     assert rows["Late sale"].deviation_days == 19
     assert rows["Late sale"].next_step == "First contact" and rows["Late sale"].days_left == -19
-    assert "19 days behind plan" in rows["Late sale"].describe
+    assert "19 days behind plan" in str(rows["Late sale"].describe)
     assert rows["Fresh sale"].stage == "Contract" and rows["Fresh sale"].days_left == 3
     assert rows["Lost sale"].status == "lost" and rows["Lost sale"].deviation_days is None
     assert rows["Wet boxes"].kind == "claim" and rows["Wet boxes"].status == "triage"
     assert rows["Wet boxes"].planned_end == claim.response_due_at.date()
     assert rows["Wet boxes"].next_step == "Triage the claim"
-    assert card.summary == ("2 running deals, 0 won, 1 lost, 1 open claims; "
-                            "2 of 2 running deals are behind plan, by up to 19 days")
+    assert str(card.summary) == ("2 running deals, 0 won, 1 lost, 1 open claim; "
+                                 "2 of them are behind plan, by up to 19 days")
+    assert card.summary.render("ru") == ("2 сделки в работе, 0 выиграно, 1 проиграна, 1 открытая претензия; "
+                                         "из них 2 отстают от плана, самое большее на 19 дней")
 
 
 def test_a_pending_decision_shows_the_days_left(crm, customer, clock):
@@ -139,7 +146,7 @@ def test_a_pending_decision_shows_the_days_left(crm, customer, clock):
          decision_date=(clock.now + timedelta(days=2)).date().isoformat())
     [row] = crm.customer_card(customer.id).processes
     assert (row.stage, row.days_left) == ("Negotiation", 2)
-    assert row.describe.endswith("Negotiation / awaiting decision: 2 days left")
+    assert str(row.describe).endswith("Negotiation / awaiting decision: 2 days left")
 
 
 def test_handing_customers_over_moves_their_deals_and_open_work_in_one_operation(crm, customer, clock):

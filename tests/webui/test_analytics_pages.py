@@ -100,7 +100,7 @@ def test_a_manager_sees_their_team_and_an_admin_everyone(app, office, sales):
     assert carl.get("/analytics/funnel?department=sales").status_code == 404
     assert carl.get("/analytics/managers?manager=sid").status_code == 200
     boss = as_user(app, "boss")
-    assert "1 deals opened" in text(boss.get("/analytics/funnel?manager=bob"))
+    assert "1 deal opened" in text(boss.get("/analytics/funnel?manager=bob"))
     assert "2 deals opened" in text(boss.get("/analytics/funnel?department=sales"))
     assert as_user(app, "ann").get("/analytics/funnel").status_code == 403
 

@@ -60,7 +60,10 @@ def test_the_card_shows_details_timeline_and_every_deal_and_claim_with_its_stage
     assert "outgoing call · Asked about prices" in page and "call back Friday" in page
     assert "Spring order" in page and "typical sale · in progress" in page
     assert "CL-" in page and "triage" in page
-    assert "1 running deals" in page
+    assert "1 running deal, 0 won, 0 lost, 1 open claim" in page
+    office.set_locale("ann", "ru")
+    russian = text(client.get(f"/customers/{customer.id}"))
+    assert "1 сделка в работе, 0 выиграно, 0 проиграно, 1 открытая претензия" in russian
 
 
 def test_a_deal_with_bad_input_is_refused_with_the_reason_and_nothing_starts(app, office):

@@ -1,48 +1,13 @@
-"""Russian and English: every message of the UI is translated, the shipped .mo is the
-compiled .po, and dates, numbers and plurals follow the user's locale."""
+"""Russian and English: pages, dates, numbers and plurals follow the user's locale (that
+every message is translated is tests/test_catalogs.py's)."""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
-from babel.messages.mofile import read_mo
-from babel.messages.pofile import read_po
 
-import webui
 from support.office import as_user, start_approval, text
-
-WEBUI = Path(webui.__file__).parent
-PO = WEBUI / "translations/ru/LC_MESSAGES/messages.po"
-MO = WEBUI / "translations/ru/LC_MESSAGES/messages.mo"
-
-
-def test_every_message_of_the_code_and_templates_has_a_russian_translation():
-    method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None}
-    used = {message if isinstance(message, str) else message[0]
-            for _file, _line, message, _comments, _context in extract_from_dir(str(WEBUI), method_map,
-                                                                                keywords=keywords)}
-    catalog = read_po(PO.open("rb"))
-    translated = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id and m.string
-                  and all(m.string if isinstance(m.string, tuple) else [m.string])}
-    assert used - translated == set()
-
-
-def test_the_shipped_mo_file_is_compiled_from_the_po_file():
-    def entries(catalog):
-        return {_hashable(m.id): _hashable(m.string) for m in catalog if m.id}
-
-    po = entries(read_po(PO.open("rb")))
-    mo = entries(read_mo(io.BytesIO(MO.read_bytes())))
-    assert po == mo, "run: pybabel compile -d webui/translations"
-
-
-def _hashable(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -97,6 +97,22 @@ def test_a_bad_value_is_shown_next_to_its_field_and_nothing_is_saved(app, office
     assert office.work_item(item.id).status == "open"
 
 
+def test_a_russian_reader_gets_the_engines_messages_in_russian(app, office):
+    _, item = start_approval(office)
+    office.set_locale("ann", "ru")
+    client = as_user(app, "ann")
+    response = client.post(f"/items/{item.id}", data={"version": "1", "discount": "много", "reason": "no"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'data-field-error="discount">Введите целое число.</p>' in html
+    assert 'data-field-error="reason">Не меньше 3 символов.</p>' in html
+
+    office.reassign(item.id, "bob", "boss", "ann is ill")
+    stale = client.post(f"/items/{item.id}", data={"version": "1", **GOOD_REQUEST})
+    assert stale.status_code == 409
+    assert f"Задача {item.id} изменилась, пока была открыта у вас (версия 1, теперь 2)" in text(stale)
+
+
 def test_completing_goes_on_to_the_next_step_and_says_where_the_process_is(app, office):
     instance, item = start_approval(office)
     client = as_user(app, "boss")

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import request
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_babel import lazy_gettext
 
 from processes import analytics
@@ -88,7 +89,7 @@ def _indicator_chart(name: str, rows: list[analytics.ManagerRow]) -> dict[str, A
     shown = ranked[:CHART_MANAGERS]
     title = str(INDICATOR_TITLES[name])
     if len(shown) < len(rows):
-        title = _("%(indicator)s: the %(num)d highest", indicator=title, num=len(shown))
+        title = ngettext("%(indicator)s: top %(num)d", "%(indicator)s: top %(num)d", len(shown), indicator=title)
     legends = [_("This period"), _("Previous period"), _("A year before")]
     return chart(f"indicator_{name}", title, "bar", [row.display_name for row in shown], [
         dataset(legend, [row.periods[index].indicator(name) for row in shown], color,

@@ -29,6 +29,7 @@ from processes.models import (
 from processes.stages import STAGE_CODES, STAGES
 from webui.access import Person, crm
 from webui.api import api
+from webui.api.errors import reader_locale
 from webui.api.operations import STAFF, Parameter, note
 from webui.api.schema import array, boolean, free_object, identifier, integer, number, obj, string
 from webui.api.work import moment
@@ -75,7 +76,9 @@ NEW_CUSTOMER = api.schema("NewCustomer", obj({
 }, required=("name",)))
 DUPLICATE = api.schema("DuplicateCandidate", obj({
     "customer_id": identifier(), "name": string(300), "inn": string(12, nullable=True),
-    "reasons": array(string(400), description="e.g. “same INN 7707083893”."),
+    "reasons": array(string(400), description="In the token user's language, e.g. “same INN 7707083893”."),
+    "keys": array(obj({"kind": string(10, enum=("inn", "phone", "email", "name")), "value": string(320)},
+                      required=("kind", "value")), description="What each reason is about, for programs."),
 }, required=("customer_id", "name", "reasons"), additional=True))
 REGISTRATION = api.schema("Registration", obj({
     "customer": CUSTOMER,
@@ -152,8 +155,10 @@ def customer_payload(customer: Customer, with_contacts: bool = True) -> dict[str
 
 
 def _duplicate_payload(candidate) -> dict[str, Any]:
+    locale = reader_locale()
     return {"customer_id": candidate.customer_id, "name": candidate.name, "inn": candidate.inn,
-            "reasons": list(candidate.reasons)}
+            "reasons": [reason.render(locale) for reason in candidate.reasons],
+            "keys": [{"kind": reason.kind, "value": reason.value} for reason in candidate.reasons]}
 
 
 def _card_process_payload(process: CardProcess) -> dict[str, Any]:
@@ -165,7 +170,7 @@ def _card_process_payload(process: CardProcess) -> dict[str, Any]:
 
 
 def _card_payload(card: CustomerCard) -> dict[str, Any]:
-    return {"customer": customer_payload(card.customer), "summary": card.summary,
+    return {"customer": customer_payload(card.customer), "summary": card.summary.render(reader_locale()),
             "processes": [_card_process_payload(process) for process in card.processes]}
 
 

@@ -13,9 +13,19 @@ ERROR = {
     "properties": {
         "code": {"type": "string", "description": "Stable, for programs: invalid, stale_work_item, "
                                                   "duplicate_customer, forbidden ..."},
-        "message": {"type": "string", "description": "For people: what is wrong and what to do."},
+        "message": {"type": "string", "description": "For people, in the token user's language: what is wrong "
+                                                     "and what to do."},
         "fields": {"type": "object", "additionalProperties": {"type": "string"},
                    "description": "Validation errors: field (``contacts[1].name``) -> what is wrong with it."},
+        "reason": {"type": "string", "description": "An engine or domain refusal's own stable code, finer than "
+                                                    "``code``: unknown_user, work_item_not_found, not_a_candidate ..."},
+        "params": {"type": "object", "additionalProperties": True,
+                   "description": "The values the message names (an item id, a user name ...)."},
+        "field_reasons": {"type": "object", "description": "Per field: its ``reason`` (required, too_large, "
+                                                           "not_an_option ...) and ``params``.",
+                          "additionalProperties": {"type": "object", "properties": {
+                              "reason": {"type": "string"}, "params": {"type": "object", "additionalProperties": True}},
+                              "required": ["reason", "params"]}},
     },
     "required": ["code", "message"],
     "additionalProperties": True,

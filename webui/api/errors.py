@@ -1,15 +1,17 @@
 """Every answer of the API that is not a success: JSON ``{code, message, fields?}``.
 
 The engine's and the domain's deliberate errors map to statuses as in the UI (a lost
-race is 409, never 500); anything unexpected is logged with its traceback and answered
-500 with a code, never an HTML page."""
+race is 409, never 500), and say more: ``reason`` (the error's own stable code, e.g.
+``unknown_user``), its ``params``, the ``message`` and ``fields`` in the token user's
+language, and per field its ``reason`` and ``params`` in ``field_reasons``. Anything
+unexpected is logged with its traceback and answered 500 with a code, never an HTML page."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import (
@@ -22,6 +24,7 @@ from engine.errors import (
     StaleWorkItem,
     WorkItemClosed,
 )
+from engine.texts import DEFAULT_LOCALE
 from processes.errors import DuplicateCustomer, InvalidData
 
 log = logging.getLogger("crmflow.api")
@@ -58,30 +61,47 @@ def invalid(fields: dict[str, str], message: str = "Some values need fixing; see
     return ApiError(422, "invalid", message, fields)
 
 
+def reader_locale() -> str:
+    """The language of the token's user (the request's person), else crmflow's default."""
+    person = g.get("api_person")
+    return person.locale if person is not None else DEFAULT_LOCALE
+
+
 def from_engine_error(error: CrmflowError) -> ApiError:
-    """The engine's and the domain's deliberate errors as API errors."""
+    """The engine's and the domain's deliberate errors as API errors, in the reader's language."""
+    locale = reader_locale()
+    api_error = _api_error(error, locale)
+    api_error.extra.update(reason=error.code, params=error.text.arguments(locale))
+    if isinstance(error, (InvalidFormData, InvalidData)):
+        api_error.extra["field_reasons"] = {name: {"reason": problem.code, "params": problem.text.arguments(locale)}
+                                            for name, problem in error.errors.items()}
+    return api_error
+
+
+def _api_error(error: CrmflowError, locale: str) -> ApiError:
+    message = error.render(locale)
     if isinstance(error, StaleWorkItem):
-        return ApiError(409, "stale_work_item", str(error), work_item_id=error.item_id,
+        return ApiError(409, "stale_work_item", message, work_item_id=error.item_id,
                         expected_version=error.expected, current_version=error.actual)
     if isinstance(error, WorkItemClosed):
-        return ApiError(409, "work_item_closed", str(error), work_item_id=error.item_id, item_status=error.status)
+        return ApiError(409, "work_item_closed", message, work_item_id=error.item_id, item_status=error.status)
     if isinstance(error, DuplicateCustomer):
-        return ApiError(409, "duplicate_customer", str(error), candidates=[
-            {"customer_id": c.customer_id, "name": c.name, "inn": c.inn, "reasons": list(c.reasons)}
+        return ApiError(409, "duplicate_customer", message, candidates=[
+            {"customer_id": c.customer_id, "name": c.name, "inn": c.inn,
+             "reasons": [reason.render(locale) for reason in c.reasons],
+             "keys": [{"kind": reason.kind, "value": reason.value} for reason in c.reasons]}
             for c in error.candidates])
     if isinstance(error, Conflict):
-        return ApiError(409, "conflict", str(error))
+        return ApiError(409, "conflict", message)
     if isinstance(error, NotAuthorized):
-        return ApiError(403, "forbidden", str(error))
+        return ApiError(403, "forbidden", message)
     if isinstance(error, NotFound):
-        return ApiError(404, "not_found", str(error))
-    if isinstance(error, InvalidFormData):
-        return invalid(error.errors, str(error))
-    if isinstance(error, InvalidData):
-        return invalid(error.errors, str(error))
+        return ApiError(404, "not_found", message)
+    if isinstance(error, (InvalidFormData, InvalidData)):
+        return invalid({name: problem.render(locale) for name, problem in error.errors.items()}, message)
     if isinstance(error, ProcessFailed):
-        return ApiError(422, "process_failed", str(error))
-    return ApiError(422, "refused", str(error))
+        return ApiError(422, "process_failed", message)
+    return ApiError(422, "refused", message)
 
 
 def answer_error(error: ApiError | CrmflowError | HTTPException) -> Response:

@@ -17,6 +17,7 @@ from engine import people
 from engine.errors import NotAuthorized, NotFound
 from engine.runtime import Engine
 from webui import readmodel
+from webui.texts import _
 
 TOKEN_PREFIX = "crm_"
 SHOWN_PREFIX_LENGTH = 12  # "crm_" and 8 characters: enough to tell one's tokens apart
@@ -48,7 +49,8 @@ def create_token(engine: Engine, username: str, name: str, expires_at: datetime 
     with engine.transaction() as session:
         user = people.get_user(session, username)
         if not user.active:
-            raise NotAuthorized(f"{username} is not active and cannot have API tokens.")
+            raise NotAuthorized(_("%(user)s is not active and cannot have API tokens.", user=username),
+                                code="inactive_user")
         token = readmodel.add_token(session, user.id, name, hash_token(secret), secret[:SHOWN_PREFIX_LENGTH], now,
                                     expires_at)
     return IssuedToken(token, secret)
@@ -67,7 +69,8 @@ def revoke_token(engine: Engine, token_id: int, by: str, owner: str | None = Non
     with engine.transaction() as session:
         token = readmodel.token_with_user(session, token_id)
         if token is None or (owner is not None and token.user.username != owner):
-            raise NotFound(f"There is no API token {token_id}" + (f" of {owner}." if owner else "."))
+            raise NotFound(_("There is no API token %(token_id)s of %(user)s.", token_id=token_id, user=owner) if owner
+                           else _("There is no API token %(token_id)s.", token_id=token_id), code="token_not_found")
         if token.revoked_at is None:
             token.revoked_at = engine.clock()
             token.revoked_by = by

@@ -61,7 +61,10 @@ class Problem:
 
 
 class BpmnValidationError(CrmflowError):
-    """The bundle cannot be deployed; ``problems`` lists every error (and warning) found."""
+    """The bundle cannot be deployed; ``problems`` lists every error (and warning) found.
+    The problems are for process designers and stay in English, as the BPMN they name."""
+
+    code = "invalid_bpmn"
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems = list(problems)

@@ -5,7 +5,6 @@ files: the check behind ./scripts/messages, for each layer's catalogs."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir

@@ -54,17 +54,20 @@ class System:
         self.engine.dispose()
 
 
+# ``build_system``'s default for ``webhooks``: the settings of the environment.
+FROM_ENVIRONMENT = object()
+
+
 def build_system(database_url: str, *, clock: Callable[[], datetime] = utcnow,
-                 due_calculator: DueCalculator | None = None,
-                 webhooks: WebhookSettings | None | Callable[[], WebhookSettings | None] = WebhookSettings.from_environment,
+                 due_calculator: DueCalculator | None = None, webhooks: WebhookSettings | None | object = FROM_ENVIRONMENT,
                  **engine_options: Any) -> System:
     """crmflow on ``database_url``. ``clock`` and ``due_calculator`` go to the Engine (tests
-    pass a fake clock, calendar time); ``webhooks`` are read from the environment unless
-    given (None: no webhooks)."""
+    pass a fake clock, calendar time); ``webhooks`` are CRMFLOW_WEBHOOK_* unless given (None:
+    no webhooks)."""
     engine = Engine(database_url, clock=clock, due_calculator=due_calculator, **engine_options)
     escalation = EscalationService(engine, calendars=business_calendars_of(engine.due_calculator))
     crm = Crm(engine)
-    settings = webhooks() if callable(webhooks) else webhooks
+    settings = WebhookSettings.from_environment() if webhooks is FROM_ENVIRONMENT else webhooks
 
     engine.add_listener(escalation.on_step)
     engine.add_listener(partial(follow_processes, engine), process_keys=FOLLOWED_PROCESSES)

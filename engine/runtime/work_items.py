@@ -2,8 +2,8 @@
 handed to someone else, its priority raised. This module is the one place that changes an
 open item outside a step, and so the one place that moves its ``version``, once per
 transaction however many changes it makes: a form opened before the change is then stale
-(``StaleWorkItem``). Each change is recorded in the
-instance's history, which the unit of work hands to the step listeners.
+(``StaleWorkItem``). Each change is recorded in the instance's history, which the unit of
+work hands to the step listeners.
 
 These run inside the caller's transaction: ``Engine.claim`` and ``Engine.reassign`` check
 who may do it and call them; the escalation ladder and the CRM's hand-over, which check

@@ -96,7 +96,7 @@ def days_text(days_left: int) -> Text:
 
 
 class CustomerCards(CrmBase):
-    # -- the customer card (D4) -------------------------------------------------------------
+    """The customer card (D4)."""
 
     def customer_card(self, customer_id: int) -> CustomerCard:
         now = self.now

@@ -41,7 +41,7 @@ class PlannedActivity:
 
 
 class Claims(CrmBase):
-    # -- claims (C1-C4) -------------------------------------------------------------------
+    """Claims (C1-C4): registering them, their files, planning the investigation."""
 
     def register_claim(self, draft: ClaimDraft, by: str | None) -> Claim:
         """Register a claim from any partner and start its investigation. ``by`` is None for

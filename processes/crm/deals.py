@@ -40,7 +40,7 @@ class StagePlanRow:
 
 
 class Deals(CrmBase):
-    # -- deals (S1-S4) --------------------------------------------------------------------
+    """Deals (S1-S4): opening them, their stages against the plan, project deals' tasks."""
 
     def start_deal(self, kind: str, customer_id: int, curator: str, title: str, by: str, *,
                    amount: Decimal | int | str | None = None, first_stage: str = STAGES[0].code) -> Deal:

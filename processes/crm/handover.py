@@ -16,7 +16,7 @@ from processes.texts import _, ngettext
 
 
 class Handovers(CrmBase):
-    # -- curator change (E3) ----------------------------------------------------------------
+    """Handing customers to another curator (E3)."""
 
     def change_curator(self, customer_ids: Iterable[int], to_user: str, by: str, reason: str | None = None) -> list[CuratorChange]:
         """Hand customers to another curator, in one transaction: the customers, their running

@@ -43,7 +43,7 @@ class Registration:
 
 
 class CustomerRegistry(CrmBase):
-    # -- customers (D1, D2) -------------------------------------------------------------
+    """Customers (D1, D2) and their interactions (D3, C3)."""
 
     def find_duplicates(self, draft: CustomerDraft) -> list[DuplicateCandidate]:
         clean = customer_store.check_draft(draft)

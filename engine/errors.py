@@ -61,3 +61,8 @@ class ProcessNotDeployed(NotFound):
 class ProcessFailed(CrmflowError):
     """A step of the process itself failed (a script, a condition, an expression):
     nothing was saved, and the message names the BPMN element."""
+
+
+class MessageNotDelivered(CrmflowError):
+    """No instance waits for the message, no process starts with it, and whoever sent it
+    asked for it not to be kept."""

@@ -58,8 +58,8 @@ log = logging.getLogger(__name__)
 MAX_CHAIN = 8
 _DEPTH = "crmflow_message_depth"
 
-_MESSAGES, _DELIVERIES = PublishedMessage.__table__, MessageDelivery.__table__
-_SUBSCRIPTIONS, _STARTS, _INSTANCES = MessageSubscription.__table__, MessageStartEvent.__table__, ProcessInstance.__table__
+_MESSAGES, _DELIVERIES, _INSTANCES = PublishedMessage.__table__, MessageDelivery.__table__, ProcessInstance.__table__
+_SUBSCRIPTIONS, _STARTS = MessageSubscription.__table__, MessageStartEvent.__table__
 
 INSERT_MESSAGE = _MESSAGES.insert()
 INSERT_DELIVERY = _DELIVERIES.insert()

@@ -1,8 +1,10 @@
 """Load BPMN and DMN files safely, and explain every problem in words a process designer can act on.
 
 The package by job: ``documents`` reads the files safely and indexes them, ``checks``
-holds the checks of documents and processes, ``spiff`` has SpiffWorkflow build the specs
-and explains what it refuses, ``problems`` is what is reported.
+holds the checks of documents and processes, ``constructs`` those against the list of what
+crmflow runs (engine/bpmn/support.py), ``flow`` those of how a process hangs together,
+``syntax`` whether scripts and expressions compile, ``spiff`` has SpiffWorkflow build the
+specs and explains what it refuses, ``problems`` is what is reported.
 
 A *bundle* is the set of files deployed together: call activities and business-rule tasks may
 refer to processes and decisions in any file of it. ``load_bundle`` reads the files with a

@@ -16,12 +16,6 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from engine.bpmn.expressions import is_wrapped, iso8601_literal, unquoted
 from engine.bpmn.parser import CAMUNDA_NS, SPIFF_NS
 from engine.bpmn.validation.constructs import check_constructs, zeebe_problems
-from engine.bpmn.validation.flow import (
-    check_flow_references,
-    check_reachable,
-    check_recursive_calls,
-    warn_boundary_events_leading_nowhere,
-)
 from engine.bpmn.validation.documents import (
     SUBPROCESS_TAGS,
     BundleIndex,
@@ -37,6 +31,12 @@ from engine.bpmn.validation.documents import (
     model_elements,
     problem_at,
     scopes_of,
+)
+from engine.bpmn.validation.flow import (
+    check_flow_references,
+    check_reachable,
+    check_recursive_calls,
+    warn_boundary_events_leading_nowhere,
 )
 from engine.bpmn.validation.problems import WARNING, Problem, display_name, known_ids_hint, shorten_namespaces
 from engine.bpmn.validation.syntax import expression_error, restricted_errors, split_restricted_error
@@ -590,7 +590,8 @@ def _processes_not_deployed(index: BundleIndex) -> Iterator[Problem]:
                 why = ("it is not executable (isExecutable=\"false\"): tick Executable in the modeler to deploy it, "
                        "or call it from a process that is")
             elif process.get("isExecutable") is None and any(p.get("isExecutable") for p in document.children("process")):
-                why = "another process of the file is marked executable and this one is not: mark it executable to deploy it"
+                why = ("another process of the file is marked executable and this one is not: mark it executable "
+                       "to deploy it")
             else:
                 why = "it has no start event: add one to deploy it"
             yield problem_at(document, process, f"crmflow checks this process but does not deploy it: {why}.",

@@ -181,7 +181,7 @@ def zeebe_problems(document: Document) -> Iterator[Problem]:
             or any(etree.QName(attribute).namespace == ZEEBE_NS for attribute in element.attrib)]
     if used:
         first = used[0]
-        yield Problem(document.file, f"The file uses Camunda 8 (zeebe) extensions on {len(used)} elements, such as "
-                                     f"{etree.QName(first).localname} on line {first.sourceline}; crmflow reads Camunda 7 "
-                                     "extensions only, so they have no effect.", line=first.sourceline,
-                      severity=WARNING)
+        message = (f"The file uses Camunda 8 (zeebe) extensions on {len(used)} elements, such as "
+                   f"{etree.QName(first).localname} on line {first.sourceline}; crmflow reads Camunda 7 extensions "
+                   "only, so they have no effect.")
+        yield Problem(document.file, message, line=first.sourceline, severity=WARNING)

@@ -223,7 +223,10 @@ class BundleIndex:
                 for process in document.children("process"):
                     if process.get("id"):
                         self.processes.setdefault(process.get("id"), (document, process))
-        self.deployable = [key for key in deploy if key in self.processes] if deploy is not None else self._deployable_keys()
+        if deploy is None:
+            self.deployable = self._deployable_keys()
+        else:
+            self.deployable = [key for key in deploy if key in self.processes]
         self.runnable = self._runnable_keys()
 
     def _deployable_keys(self) -> list[str]:

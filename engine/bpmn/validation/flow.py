@@ -35,6 +35,7 @@ def _flow_nodes(scope: etree._Element) -> list[etree._Element]:
 def check_flow_references(document: Document, process: etree._Element, index: BundleIndex) -> Iterator[Problem]:
     for scope in scopes_of(process):
         flows = {flow.get("id"): flow for flow in scope.iterchildren(bpmn_tag("sequenceFlow"))}
+        nodes = {node.get("id") for node in _flow_nodes(scope)}
         for node in _flow_nodes(scope):
             for direction, end, role in (("outgoing", "sourceRef", "starts at"), ("incoming", "targetRef", "leads to")):
                 for reference in node.iterchildren(bpmn_tag(direction)):
@@ -47,7 +48,8 @@ def check_flow_references(document: Document, process: etree._Element, index: Bu
                             "flow with that id in its process or subprocess, so the path through it would never "
                             "run: reconnect the element in the modeler.",
                             line=reference.sourceline)
-                    elif flow.get(end) != node.get("id"):
+                    # A flow whose end is no element of the scope is reported as the flow's problem.
+                    elif flow.get(end) != node.get("id") and flow.get(end) in nodes:
                         yield problem_at(
                             document, node,
                             f"The element lists the {direction} sequence flow '{flow_id}', but that flow {role} "
@@ -58,6 +60,9 @@ def check_flow_references(document: Document, process: etree._Element, index: Bu
 def check_reachable(document: Document, process: etree._Element, index: BundleIndex) -> Iterator[Problem]:
     for scope in scopes_of(process):
         nodes = {node.get("id"): node for node in _flow_nodes(scope) if node.get("id")}
+        if _broken_references(scope, nodes):
+            # What a broken flow cuts off follows from it: the designer is told of the flow.
+            continue
         targets: dict[str, list[str]] = {}
         for flow in scope.iterchildren(bpmn_tag("sequenceFlow")):
             targets.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
@@ -85,13 +90,22 @@ def check_reachable(document: Document, process: etree._Element, index: BundleIn
         unreached = [node_id for node_id in nodes if node_id not in covered]
         led_to = {target for source in unreached for target in targets.get(source, [])}
         # One problem per cut-off part: at the element it begins with (what follows is cut off with it).
-        heads = [node_id for node_id in unreached if node_id not in led_to and local_name(nodes[node_id]) != "boundaryEvent"]
+        heads = [node_id for node_id in unreached
+                 if node_id not in led_to and local_name(nodes[node_id]) != "boundaryEvent"]
         for node_id in [*heads, *unreached]:
             if node_id not in covered:
                 covered |= reach([node_id])
                 yield problem_at(document, nodes[node_id],
                                  "No path from a start event leads to this element, so it would never run: connect "
                                  "it with a sequence flow, or delete it.")
+
+
+def _broken_references(scope: etree._Element, nodes: dict[str, etree._Element]) -> bool:
+    flows = {flow.get("id"): flow for flow in scope.iterchildren(bpmn_tag("sequenceFlow"))}
+    if any(flow.get("sourceRef") not in nodes or flow.get("targetRef") not in nodes for flow in flows.values()):
+        return True
+    return any((reference.text or "").strip() not in flows
+               for node in nodes.values() for reference in node.iterchildren(bpmn_tag("incoming"), bpmn_tag("outgoing")))
 
 
 def warn_boundary_events_leading_nowhere(document: Document, process: etree._Element,

@@ -77,6 +77,11 @@ from engine.runtime.unit_of_work import StepListener, UnitOfWork
 
 T = TypeVar("T")
 DEFAULT_CALENDAR = WorkingCalendar()
+# Why a bundle without an executable process deploys nothing, for a BPMN file (False) and a DMN file (True).
+_NOTHING_TO_DEPLOY = {
+    False: "Nothing in this file can be deployed: it has no executable process.",
+    True: "A decision table is deployed with the processes that use it: deploy it together with their BPMN files.",
+}
 
 
 def utcnow() -> datetime:
@@ -226,10 +231,8 @@ class Engine:
         changed content becomes the next version. Raises BpmnValidationError."""
         bundle = load_bundle(read_bpmn_files(paths))
         if not bundle.processes:
-            raise BpmnValidationError([
-                Problem(name, "Nothing in this file can be deployed: it has no executable process.")
-                for name in bundle.files if not name.endswith(".dmn")
-            ] + [problem for problem in bundle.warnings])
+            raise BpmnValidationError([*(Problem(name, _NOTHING_TO_DEPLOY[name.endswith(".dmn")]) for name in bundle.files),
+                                       *bundle.warnings])
         results = []
         with self.transaction() as session:
             for key, model in sorted(bundle.processes.items()):

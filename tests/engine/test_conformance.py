@@ -229,3 +229,18 @@ def test_camunda_initiator_holds_who_started_the_instance(ann):
     [item] = ann.work_items(instance_id=instance.id)
     assert item.assignee.username == "ann"
     assert ann.instance(instance.id).data["requester"] == "ann"
+
+
+def test_a_decision_table_alone_deploys_nothing_and_says_with_what_it_goes(ann, tmp_path):
+    dmn = tmp_path / "grade.dmn"
+    dmn.write_text('<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="d" namespace="x">'
+                   '<decision id="grade" name="Grade"><decisionTable id="t"><input id="i"><inputExpression id="e">'
+                   '<text>amount</text></inputExpression></input><output id="o" name="grade"/>'
+                   '<rule id="r"><inputEntry id="ri"><text>-</text></inputEntry><outputEntry id="ro"><text>"A"</text>'
+                   '</outputEntry></rule></decisionTable></decision></definitions>')
+
+    with pytest.raises(BpmnValidationError) as refused:
+        ann.deploy([dmn])
+
+    assert [p.message for p in refused.value.problems] == [
+        "A decision table is deployed with the processes that use it: deploy it together with their BPMN files."]

@@ -197,3 +197,10 @@ class ProcessFailed(CrmflowError):
     nothing was saved, and the message names the BPMN element."""
 
     code = "process_failed"
+
+
+class MessageNotDelivered(CrmflowError):
+    """No instance waits for the message, no process starts with it, and whoever sent it
+    asked for it not to be kept."""
+
+    code = "message_not_delivered"

@@ -42,6 +42,9 @@ class EventType(enum.StrEnum):
     TIMER_FIRED = "timer_fired"
     # A rung of a deadline's escalation ladder fired, or was skipped (engine/deadlines/escalation.py).
     ESCALATED = "escalated"
+    # A message between instances was published, or received (engine/runtime/messages.py).
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_RECEIVED = "message_received"
 
 
 class Role(enum.StrEnum):
@@ -409,3 +412,84 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(500), primary_key=True)
     count: Mapped[int]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# -- messages between instances (engine/runtime/messages.py) --------------------------------
+
+
+class MessageStatus(enum.StrEnum):
+    PENDING = "pending"  # kept for an instance that comes to wait for it, until expires_at
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+
+
+class PublishedMessage(Base):
+    """A message an instance (or a caller of the engine) published: kept until it is
+    delivered, and after that as the record of who sent what to whom."""
+
+    __tablename__ = "published_messages"
+    __table_args__ = (
+        Index("ix_published_messages_waiting", "status", "name", "correlation_key"),
+        Index("ix_published_messages_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # '' when the message has no key.
+    correlation_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sender_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id", ondelete="SET NULL"))
+    sender_element: Mapped[str | None] = mapped_column(String(200))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[MessageStatus] = mapped_column(string_enum(MessageStatus, 20), default=MessageStatus.PENDING)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageDelivery(Base):
+    """A message handed to one instance: at most once per message and instance. ``error`` is
+    why the receiving step failed (it was rolled back; the instance still waits)."""
+
+    __tablename__ = "message_deliveries"
+    __table_args__ = (UniqueConstraint("message_id", "instance_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("published_messages.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)
+    element: Mapped[str | None] = mapped_column(String(200))
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageSubscription(Base):
+    """A task of a running instance that waits for a message of that name and key: kept in
+    step with the instance by every step, so that a published message finds its receivers
+    by index instead of loading instances."""
+
+    __tablename__ = "message_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "task_id", "name"),
+        Index("ix_message_subscriptions_name_key", "name", "correlation_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(String(36))
+    element: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    correlation_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MessageStartEvent(Base):
+    """A message start event of the latest version of a process: a message of its name that
+    no running instance waits for starts an instance there."""
+
+    __tablename__ = "message_start_events"
+    __table_args__ = (UniqueConstraint("definition_id", "element"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id", ondelete="CASCADE"))
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    element: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), index=True)

@@ -91,6 +91,8 @@ EVENT_LABELS = {
     "stage_left": lazy_gettext("Stage left"),
     "timer_fired": lazy_gettext("Timer fired"),
     "escalated": lazy_gettext("Escalated"),
+    "message_sent": lazy_gettext("Message sent"),
+    "message_received": lazy_gettext("Message received"),
 }
 STATUS_LABELS = {
     "open": lazy_gettext("open"),

@@ -59,6 +59,14 @@ def camunda_to_python(text: str) -> str:
     return "".join(out).strip()
 
 
+def unquoted(text: str) -> str:
+    """``'P14D'`` or ``"PT0.25S"`` without its quotes, as SpiffWorkflow's own timers and
+    SpiffArena write them; any other text as it is."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 def iso8601_literal(text: str) -> bool:
     """True for an ISO 8601 duration, date-time or repeating interval such as
     ``PT4H``, ``P2D``, ``R3/P1D`` or ``2026-12-01T09:00:00Z``."""

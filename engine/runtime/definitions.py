@@ -39,10 +39,11 @@ def read_bpmn_files(paths: Iterable[str | Path]) -> dict[str, bytes]:
 
 
 def process_sources(bundle: Bundle, model) -> dict[str, str]:
-    """The files one process needs: its own, those of the processes it calls, and the
-    decision tables if it has business-rule tasks."""
+    """The files one process needs to load again as it was deployed: its own, those of the
+    processes it calls, those the other processes of these files call, and the decision
+    tables if it has business-rule tasks."""
     specs = [model.spec, *model.subprocess_specs.values()]
-    names = {spec.file for spec in specs}
+    names = {spec.file for spec in specs} | bundle.files_needed_by(model.key)
     if any(isinstance(ts, BusinessRuleTask) for spec in specs for ts in spec.task_specs.values()):
         names.update(name for name in bundle.files if name.endswith(".dmn"))
     return {name: bundle.files[name].decode("utf-8") for name in sorted(names)}
@@ -86,6 +87,6 @@ class Specs:
                 parsed = self._parsed.get(definition_id)
                 if parsed is None:
                     files = {name: text.encode("utf-8") for name, text in sources.items()}
-                    model = load_bundle(files).processes[key]
+                    model = load_bundle(files, deploy=[key]).processes[key]
                     parsed = self._parsed[definition_id] = (model.spec, model.subprocess_specs)
         return parsed

@@ -22,16 +22,21 @@ from sqlalchemy.orm import Session, selectinload
 
 from engine import people
 from engine.bpmn.forms import clean_submission, form_fields, json_safe
+from engine.bpmn.messages import incoming, json_payload, start_message_names, subscriptions
+from engine.bpmn.parser import CrmStartEvent
 from engine.bpmn.scripting import SandboxedScriptEngine
-from engine.bpmn.validation import load_bundle, validate_paths
+from engine.bpmn.support import DEFAULT_TIME_TO_LIVE, FAIL, KEEP
+from engine.bpmn.validation import BpmnValidationError, Problem, load_bundle, validate_paths
 from engine.db import create_db_engine
 from engine.deadlines.calendar import BusinessCalendars, WorkingCalendar, business_calendars_of
 from engine.errors import (
     ASSIGNED,
     NO_LONGER_ACTIVE,
     InstanceNotFound,
+    MessageNotDelivered,
     NotACandidate,
     NotAuthorized,
+    NotFound,
     ProcessNotDeployed,
     StaleWorkItem,
     WorkItemClosed,
@@ -61,6 +66,7 @@ from engine.runtime.definitions import (
     read_bpmn_files,
 )
 from engine.runtime.history import record
+from engine.runtime.messages import Message, Messages, Publication, record_start_events
 from engine.runtime.state import StateCodec
 from engine.runtime.step import (
     LiveInstance,
@@ -68,6 +74,7 @@ from engine.runtime.step import (
     UserRows,
     check_json_object,
     lock_instance,
+    run_to_wait_state,
     versioned_write,
     workflow_data,
 )
@@ -76,6 +83,11 @@ from engine.texts import _
 
 T = TypeVar("T")
 DEFAULT_CALENDAR = WorkingCalendar()
+# Why a bundle without an executable process deploys nothing, for a BPMN file (False) and a DMN file (True).
+_NOTHING_TO_DEPLOY = {
+    False: "Nothing in this file can be deployed: it has no executable process.",
+    True: "A decision table is deployed with the processes that use it: deploy it together with their BPMN files.",
+}
 
 
 def utcnow() -> datetime:
@@ -131,7 +143,8 @@ class Engine:
         self._units = UnitOfWork(self.db)
         self._specs = Specs()
         self._codec = StateCodec()
-        self._stepper = Stepper(self.script_engine, self.due_calculator, self._codec)
+        self._messages = Messages(self._receive_message, self._start_by_message)
+        self._stepper = Stepper(self.script_engine, self.due_calculator, self._codec, self._messages)
 
     @property
     def working_calendar(self) -> WorkingCalendar:
@@ -223,6 +236,9 @@ class Engine:
         """Deploy every executable process of the files. Identical content is a no-op;
         changed content becomes the next version. Raises BpmnValidationError."""
         bundle = load_bundle(read_bpmn_files(paths))
+        if not bundle.processes:
+            raise BpmnValidationError([*(Problem(name, _NOTHING_TO_DEPLOY[name.endswith(".dmn")]) for name in bundle.files),
+                                       *bundle.warnings])
         results = []
         with self.transaction() as session:
             for key, model in sorted(bundle.processes.items()):
@@ -230,6 +246,7 @@ class Engine:
                 digest = content_hash(sources)
                 latest = latest_definition(session, key)
                 if latest is not None and latest.content_hash == digest:
+                    record_start_events(session, latest.id, key, start_message_names(model.spec))
                     results.append(DeployResult(key, latest.version, latest.id, created=False))
                     continue
                 definition = ProcessDefinition(
@@ -243,6 +260,7 @@ class Engine:
                 )
                 session.add(definition)
                 session.flush()
+                record_start_events(session, definition.id, key, start_message_names(model.spec))
                 results.append(DeployResult(key, definition.version, definition.id, created=True))
         return results
 
@@ -286,28 +304,48 @@ class Engine:
             definition = latest_definition(session, process_key)
             if definition is None:
                 raise ProcessNotDeployed(process_key)
-            spec, subprocess_specs = self._spec(definition.id, process_key, session)
-            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
-            for task in workflow.get_tasks(state=TaskState.READY):
-                task.data.update(data)
-            now = self.clock()
-            row = {"definition_id": definition.id, "process_key": process_key, "business_key": business_key,
-                   "status": InstanceStatus.RUNNING.value, "state": "", "version": 1, "started_by": started_by,
-                   "started_at": now, "updated_at": now}
-            instance_id = session.execute(sql.INSERT_INSTANCE, row).inserted_primary_key[0]
-            key = None
-            if within is not None:
-                key = within(session, instance_id)
-                session.flush()  # write sessions do not autoflush: the listeners' queries must see the record
-            if key is not None:
-                session.execute(sql.SET_BUSINESS_KEY, {"instance_id": instance_id, "business_key": key})
-            live = LiveInstance(instance_id, 1, definition.id, process_key, row["status"], None, None, "")
-            record(session, EventType.INSTANCE_STARTED, now, started_by, instance_id,
-                    detail={"version": definition.version, "business_key": key or business_key})
-            self._stepper.advance(session, live, workflow, now, actor=started_by, changed=lambda: None)
+            instance_id = self._start_in(session, definition.id, process_key, definition.version, data, started_by,
+                                         business_key, within, self.clock())
             return session.get(ProcessInstance, instance_id)
 
         return self.atomically(step)
+
+    def _start_in(self, session: Session, definition_id: int, process_key: str, version: int, data: dict[str, Any],
+                  started_by: str | None, business_key: str | None,
+                  within: Callable[[Session, int], str | None] | None, now: datetime,
+                  message: Message | None = None) -> int:
+        """Start an instance in the caller's transaction and run it to its first wait state;
+        with ``message``, the instance's message start event receives it."""
+        spec, subprocess_specs = self._spec(definition_id, process_key, session)
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
+        # camunda:initiator: the variable that holds who started the instance.
+        initiators = {ts.initiator: started_by for ts in spec.task_specs.values()
+                      if isinstance(ts, CrmStartEvent) and ts.initiator}
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update({**data, **initiators})
+        row = {"definition_id": definition_id, "process_key": process_key, "business_key": business_key,
+               "status": InstanceStatus.RUNNING.value, "state": "", "version": 1, "started_by": started_by,
+               "started_at": now, "updated_at": now}
+        instance_id = session.execute(sql.INSERT_INSTANCE, row).inserted_primary_key[0]
+        key = None
+        if within is not None:
+            key = within(session, instance_id)
+            session.flush()  # write sessions do not autoflush: the listeners' queries must see the record
+        if key is not None:
+            session.execute(sql.SET_BUSINESS_KEY, {"instance_id": instance_id, "business_key": key})
+        live = LiveInstance(instance_id, 1, definition_id, process_key, row["status"], None, None, "")
+        detail = {"version": version, "business_key": key or business_key}
+        if message is not None:
+            detail["message"] = message.name
+        record(session, EventType.INSTANCE_STARTED, now, started_by, instance_id, detail=detail)
+
+        def receive_the_message():
+            if message is not None:
+                run_to_wait_state(workflow)  # to the message start event, waiting
+                workflow.event_manager.catch(incoming(message.name, message.key, message.payload), internal=False)
+
+        self._stepper.advance(session, live, workflow, now, actor=started_by, changed=receive_the_message, started=True)
+        return instance_id
 
     def instance(self, instance_id: int) -> InstanceDetails:
         with self.reading() as session:
@@ -348,6 +386,74 @@ class Engine:
                 .order_by(ProcessInstance.next_wakeup_at)
                 .limit(limit)
             ))
+
+    # -- messages between instances ----------------------------------------------------
+
+    def publish_message(self, name: str, correlation_key: str = "", variables: dict[str, Any] | None = None, *,
+                        time_to_live: str = DEFAULT_TIME_TO_LIVE, if_nobody_waits: str = KEEP) -> Publication:
+        """Publish a message as a message throw event would (engine/runtime/messages.py): every
+        running instance that waits for ``name`` with ``correlation_key`` receives it with
+        ``variables``; when none does, a process whose message start event has the name is
+        started; when none is, it is kept for ``time_to_live`` (an ISO 8601 duration), or, with
+        ``if_nobody_waits="fail"``, MessageNotDelivered is raised and nothing is saved."""
+        variables = dict(variables or {})
+        check_json_object(variables, "message's variables")
+        if if_nobody_waits not in (KEEP, FAIL):
+            raise ValueError(f"if_nobody_waits must be {KEEP!r} or {FAIL!r}, not {if_nobody_waits!r}")
+
+        def step(session: Session) -> Publication:
+            publication = self._messages.publish(session, name, str(correlation_key), json_payload(variables),
+                                                 self.clock(), time_to_live=time_to_live)
+            if if_nobody_waits == FAIL and not (publication.delivered_to or publication.started
+                                                or publication.deferred):
+                if correlation_key:
+                    raise MessageNotDelivered(_("No instance waits for the message %(message)s with the correlation "
+                                                "key %(key)s and no process starts with it: it was not kept.",
+                                                message=repr(name), key=repr(str(correlation_key))))
+                raise MessageNotDelivered(_("No instance waits for the message %(message)s and no process starts "
+                                            "with it: it was not kept.", message=repr(name)))
+            return publication
+
+        return self.atomically(step)
+
+    def deliver_messages(self, now: datetime | None = None, limit: int = 100) -> dict[str, int]:
+        """The scheduler's sweep of kept messages: those past their time expire, those that a
+        running instance waits for (two concurrent steps missed each other) are delivered, one
+        transaction per message. Returns the counts."""
+        now = now or self.clock()
+        with self.transaction() as session:
+            expired = self._messages.expire(session, now)
+        with self.reading() as session:
+            waiting = self._messages.undelivered(session, now, limit)
+        delivered = 0
+        for message_id in waiting:
+            def step(session: Session, message_id=message_id) -> bool:
+                message = self._messages.lock_pending(session, message_id, now)
+                outcome = self._messages.deliver(session, message, now, start_processes=False) if message else None
+                return bool(outcome and outcome[0])
+
+            delivered += self.atomically(step)
+        return {"expired": expired, "delivered": delivered}
+
+    def _receive_message(self, session: Session, instance_id: int, message: Message, now: datetime) -> str | None:
+        """One step of ``instance_id`` that receives ``message``; the element that received it,
+        or None when the instance does not wait for it (any more)."""
+        live = lock_instance(session, sql.LOCK_INSTANCE, instance_id=instance_id)
+        if live is None or live.status != InstanceStatus.RUNNING.value:
+            return None
+        workflow = self._load(live, session)
+        waiting = [s for s in subscriptions(workflow).values() if s.name == message.name and s.key == message.key]
+        if not waiting:
+            return None
+        event = incoming(message.name, message.key, message.payload)
+        self._stepper.advance(session, live, workflow, now, actor=None,
+                              changed=lambda: workflow.event_manager.catch(event, internal=False))
+        return waiting[0].element_id
+
+    def _start_by_message(self, session: Session, definition_id: int, message: Message, now: datetime) -> int:
+        definition = session.get(ProcessDefinition, definition_id)
+        return self._start_in(session, definition.id, definition.key, definition.version, dict(message.payload),
+                              None, None, None, now, message=message)
 
     # -- work items ------------------------------------------------------------------
 

@@ -34,6 +34,16 @@ def record_events(session: Session, events: list[HistoryEvent]) -> None:
     session.info.setdefault(EVENTS_KEY, []).extend(events)
 
 
+def recorded_so_far(session: Session) -> int:
+    """A mark of the history recorded so far in the transaction (see ``forget_recorded_since``)."""
+    return len(session.info.get(EVENTS_KEY, []))
+
+
+def forget_recorded_since(session: Session, mark: int) -> None:
+    """Drop what was recorded after ``mark``: a part of the transaction rolled back to a savepoint."""
+    del session.info.setdefault(EVENTS_KEY, [])[mark:]
+
+
 def note_process(session: Session, instance_id: int, process_key: str) -> None:
     """The process of an instance this transaction stepped (saves the listeners a query)."""
     session.info.setdefault(KEYS_KEY, {})[instance_id] = process_key

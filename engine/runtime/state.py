@@ -15,9 +15,11 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
+from engine.bpmn.messages import MessageDefinition
 from engine.bpmn.timers import SERIALIZED_NAMES
 
 STATE_FORMAT = 1
@@ -40,11 +42,29 @@ class LiveStateConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class MessageDefinitionConverter(EventDefinitionConverter):
+    """A message an event-based gateway (or a multiple event) has seen is kept in the state
+    with its definition, until the gateway runs."""
+
+    def to_dict(self, event_definition):
+        dct = super().to_dict(event_definition)
+        variables = event_definition.variables
+        dct.update(correlation_key=event_definition.correlation_key, time_to_live=event_definition.time_to_live,
+                   if_nobody_waits=event_definition.if_nobody_waits,
+                   variables=list(variables) if variables is not None else None)
+        return dct
+
+    def from_dict(self, dct):
+        variables = dct.pop("variables")
+        return MessageDefinition(**dct, variables=tuple(variables) if variables is not None else None)
+
+
 def _registry():
     registry = BpmnWorkflowSerializer.configure({**CAMUNDA_CONFIG, BpmnWorkflow: LiveStateConverter})
     # The state leaves the spec out, but events it keeps (bpmn_events) carry their definition.
     for timer_class, typename in SERIALIZED_NAMES.items():
         TimerConditionalEventDefinitionConverter(timer_class, registry, typename)
+    MessageDefinitionConverter(MessageDefinition, registry)
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     return registry

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from engine.bpmn.messages import incoming, subscriptions, take_outgoing
 from engine.bpmn.timers import step_moment
 from engine.deadlines.calendar import due_calculator_for
 from engine.errors import ProcessFailed, UnknownUser
@@ -31,6 +32,7 @@ from engine.runtime import statements as sql
 from engine.runtime.assignment import DueCalculator, resolve_assignment, stage_of
 from engine.runtime.compaction import compact
 from engine.runtime.history import note_process, record, record_events
+from engine.runtime.messages import Messages
 from engine.runtime.state import StateCodec
 
 
@@ -82,20 +84,27 @@ def versioned_write(session: Session, statement, row_id: int, version: int, valu
         raise StaleDataError(f"row {row_id} changed under this step (expected version {version})")
 
 
-class Stepper:
-    """Runs steps with the engine's script engine, deadline calculator and state codec."""
+# How many kept messages one step receives, one after another, before it stops.
+MAX_KEPT_MESSAGES = 20
 
-    def __init__(self, script_engine, due_calculator: DueCalculator, codec: StateCodec):
+
+class Stepper:
+    """Runs steps with the engine's script engine, deadline calculator, state codec and
+    message outbox."""
+
+    def __init__(self, script_engine, due_calculator: DueCalculator, codec: StateCodec, messages: Messages):
         self.script_engine = script_engine
         self.due_calculator = due_calculator
         self.codec = codec
+        self.messages = messages
 
     def advance(self, session: Session, live: LiveInstance, workflow: BpmnWorkflow, now: datetime,
                  actor: str | None, changed: Callable[[], None], completed: Row | None = None,
-                 users: UserRows | None = None) -> None:
+                 users: UserRows | None = None, started: bool = False) -> None:
         """Apply ``changed`` to the workflow, run it to its next wait state, and write
         the state, the work items and the history that follow. ``completed`` is the work
-        item this step completes, already written so."""
+        item this step completes, already written so; ``started``: the instance begins with
+        this step (nothing of it is written yet)."""
         note_process(session, live.id, live.process_key)
         finished_before = {t.id for t in all_tasks(workflow) if t.has_state(TaskState.FINISHED_MASK)}
         # Every ready human task has exactly one open work item: the workflow says which
@@ -103,11 +112,15 @@ class Stepper:
         ready_before = ready_human_tasks(workflow)
         timers_before = due_timer_count(workflow, now)
         try:
+            waiting_before = {} if started else subscriptions(workflow)
             with step_moment(now):  # the step's timers tell the time by the step's moment
                 changed()
                 run_to_wait_state(workflow)
+                received = self._receive_kept(session, live.id, workflow, waiting_before, now)
+            waiting_after = {} if workflow.is_completed() else subscriptions(workflow)
         except SpiffWorkflowException as problem:
             raise ProcessFailed(describe_failure(problem)) from problem
+        outgoing = take_outgoing(workflow)
 
         if timers_before:
             record(session, EventType.TIMER_FIRED, now, None, live.id, detail={"count": timers_before})
@@ -119,6 +132,9 @@ class Stepper:
         ])
         current_stage = self._sync_work_items(session, live, workflow, ready_before, now, completed,
                                               users or UserRows(session))
+        for message, element in received:
+            self.messages.received(session, live.id, message, element, now)
+        self.messages.sync_subscriptions(session, live.id, waiting_before, waiting_after, now)
 
         if workflow.is_completed():
             record(session, EventType.INSTANCE_COMPLETED, now, actor, live.id)
@@ -130,6 +146,28 @@ class Stepper:
             "state": self.codec.dumps(workflow), "status": status, "ended_at": ended_at,
             "current_stage": current_stage, "next_wakeup_at": next_wakeup_at, "updated_at": now,
         })
+        # Published once the instance is saved: a receiver may answer within this transaction.
+        self.messages.publish_outgoing(session, live.id, outgoing, now)
+
+    def _receive_kept(self, session: Session, instance_id: int, workflow: BpmnWorkflow, waiting_before: dict,
+                      now: datetime) -> list:
+        """Kept messages for the tasks that began to wait in this step: caught, and the
+        workflow run on; [(message, element that received it)]."""
+        checked, received = set(waiting_before), []
+        for _ in range(MAX_KEPT_MESSAGES):
+            waiting = subscriptions(workflow)
+            fresh = [subscription for ref, subscription in waiting.items() if ref not in checked]
+            checked.update(waiting)
+            found = next(((message, subscription) for subscription in fresh
+                          if (message := self.messages.kept_message_for(session, instance_id, subscription, now))),
+                         None)
+            if found is None:
+                break
+            message, subscription = found
+            workflow.event_manager.catch(incoming(message.name, message.key, message.payload), internal=False)
+            received.append((message, subscription.element_id))
+            run_to_wait_state(workflow)
+        return received
 
     def _sync_work_items(self, session: Session, live: LiveInstance, workflow: BpmnWorkflow,
                          ready_before: dict[str, Any], now: datetime, completed: Row | None,

@@ -16,6 +16,9 @@ Jobs:
 - ``escalations`` (every ``sweep_interval``, and once at start): the safety sweep; on
   start it escalates, once and in order, whatever fell due while no scheduler ran.
 - ``outbox`` (every ``outbox_interval``): sends due e-mail, with retries and back-off.
+- ``messages`` (every ``outbox_interval``): the sweep of messages between instances
+  (``Engine.deliver_messages``): kept messages past their time expire, those a waiting
+  instance missed are delivered.
 - ``webhooks`` (every ``outbox_interval``, when CRMFLOW_WEBHOOK_URLS is set): posts due
   webhook events the same way (engine/outbox/webhooks.py).
 - ``heartbeat`` (every 10 s): tells other processes this scheduler is alive (engine/scheduling/heartbeat.py).
@@ -84,6 +87,8 @@ class Scheduler:
                                    next_run_time=now)
         else:
             log.warning("CRMFLOW_SMTP_HOST is not set: e-mail notifications wait in the outbox unsent")
+        self.scheduler.add_job(self.deliver_messages, "interval", seconds=self.outbox_interval, id="messages",
+                               next_run_time=now)
         if self.webhooks is not None:
             self.scheduler.add_job(self.send_webhooks, "interval", seconds=self.outbox_interval, id="webhooks",
                                    next_run_time=now)
@@ -145,6 +150,11 @@ class Scheduler:
         counts = self.sender.send_due()
         if any(counts.values()):
             log.info("Outbox: %s", counts)
+
+    def deliver_messages(self) -> None:
+        counts = self.engine.deliver_messages(now=self.engine.clock())
+        if any(counts.values()):
+            log.info("Messages: %s", counts)
 
     def send_webhooks(self) -> None:
         counts = self.webhooks.send_due()

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support import TEST_BPMN
+from support import DATA, TEST_BPMN
 from webui.cli import command_line
 
 
@@ -59,3 +59,9 @@ def test_bad_input_is_one_clear_line(run):
     assert "no crmflow user called 'nobody'" in run("complete", "1", "--user", "nobody", code=1)
     assert "must be a JSON object" in run("start", "x", "--data", "[1]", code=2)
     assert "No process with key 'x'" in run("start", "x", code=1)
+
+
+def test_deploying_a_file_without_a_process_exits_1_and_says_why(run):
+    output = run("deploy", str(DATA / "conformance" / "no_process.bpmn"), code=1)
+
+    assert "no_process.bpmn:5: definitions 'no_process_definitions': The file defines no process" in output

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from engine.deadlines.escalation import BREACH, ESCALATED, REMINDER
-from engine.models import EventType
+from engine.models import EventType, MessageStatus, PublishedMessage
 from engine.runtime import Engine
 from engine.scheduling.scheduler import Scheduler
 from processes.system import build_system
@@ -297,3 +298,14 @@ def test_the_escalate_command_runs_one_sweep(database_url, tmp_path, monkeypatch
 def test_bad_intervals_are_refused(system, timers):
     with pytest.raises(ValueError, match="positive"):
         Scheduler(timers, system.escalation, poll=0)
+
+
+def test_the_message_sweep_is_a_job_that_expires_kept_messages(scheduler, timers, clock):
+    assert "messages" in {job.id for job in scheduler.scheduler.get_jobs()}
+    timers.publish_message("nobody_listens", time_to_live="PT1H")
+
+    clock.advance(hours=1)
+    scheduler.deliver_messages()
+
+    with timers.reading() as session:
+        assert session.scalar(select(PublishedMessage.status)) == MessageStatus.EXPIRED

@@ -209,10 +209,11 @@ def test_a_diagram_crmflow_cannot_run_names_the_element_and_the_fix(name, elemen
 
 
 def test_spiffworkflow_internal_errors_are_explained_on_the_element_being_read():
-    # SpiffWorkflow raises NotImplementedError for a boundary event without a trigger...
+    # SpiffWorkflow raises NotImplementedError for a boundary event without a trigger: crmflow
+    # finds it first and says what is missing...
     boundary = the_error("boundary_event_without_trigger.bpmn")
     assert (boundary.element_type, boundary.element_id) == ("boundaryEvent", "escalate")
-    assert "crmflow does not support" in boundary.message
+    assert "A boundary event needs a trigger, and this one has none" in boundary.message
 
     # ... and a raw KeyError for a business rule task without camunda:decisionRef, even in
     # a pool that is only documentation.
@@ -361,7 +362,7 @@ def test_a_user_task_nobody_owns_is_a_warning_not_an_error():
     assert "commercial_offer" in bundle.processes
 
 
-def test_a_process_only_reached_by_a_call_activity_is_listed():
+def test_a_process_only_reached_by_a_call_activity_runs_inside_its_caller():
     caller = OFFER_BPMN.replace(
         b'<bpmn:userTask id="approve" name="Approve the deal" camunda:candidateGroups="managers"/>',
         b'<bpmn:callActivity id="approve" name="Approve the deal" calledElement="approval"/>',
@@ -378,7 +379,8 @@ def test_a_process_only_reached_by_a_call_activity_is_listed():
 """
     bundle = load_bundle({"offer.bpmn": caller, "discount.dmn": DISCOUNT_DMN, "approval.bpmn": approval})
 
-    assert list(bundle.processes) == ["commercial_offer", "approval"]
+    # isExecutable="false": not deployed to be started on its own, but it runs when called.
+    assert list(bundle.processes) == ["commercial_offer"]
     assert "approval" in bundle.processes["commercial_offer"].subprocess_specs
 
 

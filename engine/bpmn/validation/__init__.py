@@ -1,8 +1,10 @@
 """Load BPMN and DMN files safely, and explain every problem in words a process designer can act on.
 
 The package by job: ``documents`` reads the files safely and indexes them, ``checks``
-holds the checks of documents and processes, ``spiff`` has SpiffWorkflow build the specs
-and explains what it refuses, ``problems`` is what is reported.
+holds the checks of documents and processes, ``constructs`` those against the list of what
+crmflow runs (engine/bpmn/support.py), ``flow`` those of how a process hangs together,
+``syntax`` whether scripts and expressions compile, ``spiff`` has SpiffWorkflow build the
+specs and explains what it refuses, ``problems`` is what is reported.
 
 A *bundle* is the set of files deployed together: call activities and business-rule tasks may
 refer to processes and decisions in any file of it. ``load_bundle`` reads the files with a
@@ -39,10 +41,24 @@ class Bundle:
     files: dict[str, bytes]
     processes: dict[str, ProcessModel]
     warnings: list[Problem] = field(default_factory=list)
+    index: BundleIndex | None = None
+
+    def files_needed_by(self, key: str) -> set[str]:
+        """The files that load ``key`` again as it was loaded here: its own, those it calls and
+        decides with, and, because each file's processes are checked together, those that the
+        other deployable processes of these files need."""
+        files, pending = set(), [key]
+        while pending:
+            needed = self.index.files_needed_by(pending.pop()) - files
+            files |= needed
+            pending += [other for other in self.index.deployable if self.index.processes[other][0].file in needed]
+        return files
 
 
-def load_bundle(files: Mapping[str, bytes]) -> Bundle:
-    """Parse BPMN and DMN files together; raise ``BpmnValidationError`` listing every problem."""
+def load_bundle(files: Mapping[str, bytes], deploy: Iterable[str] | None = None) -> Bundle:
+    """Parse BPMN and DMN files together; raise ``BpmnValidationError`` listing every problem.
+    ``deploy``: the process keys to build (default: the bundle's executable processes),
+    for a version deployed under rules that have changed since."""
     problems = list(bundle_size_problems(files))
     documents = []
     for name, source in files.items():
@@ -52,7 +68,7 @@ def load_bundle(files: Mapping[str, bytes]) -> Bundle:
         else:
             documents.append(document)
 
-    index = BundleIndex(documents)
+    index = BundleIndex(documents, deploy)
     problems += check_documents(index)
     problems += check_processes(index)
 
@@ -65,7 +81,7 @@ def load_bundle(files: Mapping[str, bytes]) -> Bundle:
 
     if any(problem.severity == ERROR for problem in problems):
         raise BpmnValidationError(problems)
-    return Bundle(files=dict(files), processes=processes, warnings=problems)
+    return Bundle(files=dict(files), processes=processes, warnings=problems, index=index)
 
 
 def validate_paths(paths: Iterable[str | Path]) -> list[Problem]:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import ast
 import copy
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from lxml import etree
-from RestrictedPython import compile_restricted_eval, compile_restricted_exec
+from RestrictedPython import compile_restricted_exec
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.util import BPMN_MODEL_NS
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
-from engine.bpmn.expressions import camunda_to_python, is_wrapped, iso8601_literal
-from engine.bpmn.parser import CAMUNDA_NS
+from engine.bpmn.expressions import is_wrapped, iso8601_literal, unquoted
+from engine.bpmn.parser import CAMUNDA_NS, SPIFF_NS
+from engine.bpmn.validation.constructs import check_constructs, zeebe_problems
 from engine.bpmn.validation.documents import (
     SUBPROCESS_TAGS,
     BundleIndex,
@@ -32,7 +32,14 @@ from engine.bpmn.validation.documents import (
     problem_at,
     scopes_of,
 )
+from engine.bpmn.validation.flow import (
+    check_flow_references,
+    check_reachable,
+    check_recursive_calls,
+    warn_boundary_events_leading_nowhere,
+)
 from engine.bpmn.validation.problems import WARNING, Problem, display_name, known_ids_hint, shorten_namespaces
+from engine.bpmn.validation.syntax import expression_error, restricted_errors, split_restricted_error
 
 MAX_SCHEMA_PROBLEMS_PER_FILE = 20
 
@@ -52,6 +59,7 @@ def check_documents(index: BundleIndex) -> Iterator[Problem]:
         else:
             yield from _check_process_ids(document)
             yield from _check_data_stores(document)
+            yield from zeebe_problems(document)
     yield from _duplicate_keys(index)
 
 
@@ -134,6 +142,9 @@ def _check_decisions(document: Document) -> Iterator[Problem]:
 
 
 def _check_process_ids(document: Document) -> Iterator[Problem]:
+    if not document.children("process"):
+        yield problem_at(document, document.root, "The file defines no process, so there is nothing to deploy: draw "
+                                                  "the process in it (a pool or a plain diagram), or leave the file out.")
     for process in document.children("process"):
         if not process.get("id"):
             yield problem_at(document, process, "The process has no id: crmflow needs it as the process key.")
@@ -167,11 +178,11 @@ def _duplicate_keys(index: BundleIndex) -> Iterator[Problem]:
 
 
 def check_processes(index: BundleIndex) -> Iterator[Problem]:
-    for key in index.executable:
+    for key in index.runnable:
         document, process = index.processes[key]
         for check in _PROCESS_CHECKS:
             yield from check(document, process, index)
-    yield from _files_without_executable_process(index)
+    yield from _processes_not_deployed(index)
 
 
 def _check_start_events(
@@ -285,9 +296,9 @@ def _check_scripts(
 def _script_problems(document: Document, task: etree._Element, script: etree._Element) -> Iterator[Problem]:
     # Script line 1 is the line of the <script> tag, so line n is n - 1 lines further down.
     first_line = script.sourceline
-    errors = _restricted_errors(compile_restricted_exec, script.text)
+    errors = restricted_errors(compile_restricted_exec, script.text)
     for error in errors:
-        script_line, message = _split_restricted_error(error)
+        script_line, message = split_restricted_error(error)
         yield problem_at(
             document,
             task,
@@ -324,7 +335,7 @@ def _check_conditions(
                 line=condition.sourceline,
             )
             continue
-        error = _expression_error(condition.text)
+        error = expression_error(condition.text)
         if error:
             yield problem_at(
                 document,
@@ -350,7 +361,7 @@ def _check_timers(
             )
         elif is_wrapped(text):
             # ${followUpDate} is only known at run time, but it must at least be an expression.
-            error = _expression_error(text)
+            error = expression_error(text)
             if error:
                 yield problem_at(
                     document,
@@ -358,7 +369,7 @@ def _check_timers(
                     f"The timer expression {text!r} is not a valid expression: {error}.",
                     line=times[0].sourceline,
                 )
-        elif not iso8601_literal(text):
+        elif not iso8601_literal(unquoted(text)):
             cron = " Cron expressions are not supported." if len(text.split()) >= 5 else ""
             yield problem_at(
                 document,
@@ -368,29 +379,6 @@ def _check_timers(
                 "For a time computed by the process, write ${variable}.",
                 line=times[0].sourceline,
             )
-
-
-# Elements SpiffWorkflow cannot run, or silently runs as something else.
-_UNSUPPORTED = {
-    "complexGateway": "Complex gateways are not supported by crmflow: use an inclusive or "
-    "exclusive gateway with conditions.",
-    "adHocSubProcess": "Ad-hoc subprocesses are not supported by crmflow: model the steps with "
-    "gateways, or as separate user tasks.",
-    "compensateEventDefinition": "Compensation events are not supported by crmflow: model the "
-    "steps that undo the work explicitly.",
-    "linkEventDefinition": "Link events are not supported by crmflow: connect the two parts of "
-    "the diagram with a sequence flow.",
-}
-
-
-def _check_unsupported(
-    document: Document, process: etree._Element, index: BundleIndex
-) -> Iterator[Problem]:
-    for element in descendants(process, *_UNSUPPORTED):
-        kind = local_name(element)
-        # An event definition is part of its event, and the designer knows the event.
-        subject = element.getparent() if kind.endswith("EventDefinition") else element
-        yield problem_at(document, subject, _UNSUPPORTED[kind], line=element.sourceline)
 
 
 def _check_data_associations(
@@ -470,6 +458,82 @@ def _check_event_references(
             )
 
 
+def _check_user_task_values(
+    document: Document, process: etree._Element, index: BundleIndex
+) -> Iterator[Problem]:
+    # What becomes of these at run time: engine/runtime/assignment.py.
+    for task in descendants(process, "userTask"):
+        for name in ("assignee", "candidateUsers", "candidateGroups", "dueDate", "priority"):
+            raw = (task.get(f"{{{CAMUNDA_NS}}}{name}") or "").strip()
+            message = _user_task_value_problem(name, raw) if raw else None
+            if message:
+                yield problem_at(document, task, message)
+
+
+def _user_task_value_problem(name: str, raw: str) -> str | None:
+    if is_wrapped(raw):
+        error = expression_error(raw)
+        return f"camunda:{name} {raw!r} is not a valid expression: {error}." if error else None
+    if "${" in raw or "#{" in raw:
+        return (f"camunda:{name} {raw!r} mixes text and an expression: write either names (ann, bob) or one "
+                "expression that gives them, such as ${reviewers}.")
+    if name == "dueDate" and not iso8601_literal(unquoted(raw)):
+        return (f"camunda:dueDate {raw!r} is neither an ISO 8601 duration (P2D, PT4H) nor a date-time "
+                "(2026-12-01T09:00:00Z): write one of these, or ${variable} for a deadline the process computes.")
+    if name == "priority" and not raw.lstrip("+-").isdigit():
+        return (f"camunda:priority {raw!r} is not a whole number: write a number such as 70 (the default is 50), "
+                "or ${variable}.")
+    return None
+
+
+def _check_multi_instance_loops(
+    document: Document, process: etree._Element, index: BundleIndex
+) -> Iterator[Problem]:
+    for loop in descendants(process, "multiInstanceLoopCharacteristics"):
+        task = loop.getparent()
+        collection = (loop.get(f"{{{CAMUNDA_NS}}}collection") or "").strip()
+        cardinality = loop.find(bpmn_tag("loopCardinality"))
+        data_input = loop.find(bpmn_tag("loopDataInputRef"))
+        sources = [source for source in (collection or None, cardinality, data_input) if source is not None]
+        if not sources:
+            yield problem_at(document, task, "The multi-instance task says neither what to loop over nor how often: "
+                                             "set a collection (camunda:collection, or a loop data input with its "
+                                             "input data item) or a loop cardinality.", line=loop.sourceline)
+        elif len(sources) > 1:
+            yield problem_at(document, task, "The multi-instance task has more than one of a collection, a loop data "
+                                             "input and a loop cardinality: keep one.", line=loop.sourceline)
+        expressions = [("collection", collection if is_wrapped(collection) else "", loop.sourceline)]
+        for tag in ("loopCardinality", "completionCondition"):
+            node = loop.find(bpmn_tag(tag))
+            if node is not None:
+                expressions.append((tag, (node.text or "").strip(), node.sourceline))
+        for what, text, line in expressions:
+            error = expression_error(text) if text else None
+            if error:
+                yield problem_at(document, task, f"The multi-instance {what} {text!r} is not a valid expression: "
+                                                 f"{error}.", line=line)
+
+
+def _check_task_scripts(
+    document: Document, process: etree._Element, index: BundleIndex
+) -> Iterator[Problem]:
+    """SpiffArena's spiffworkflow:preScript and postScript, checked as script tasks' scripts are."""
+    for extensions in descendants(process, "extensionElements"):
+        for script in extensions.iterchildren(f"{{{SPIFF_NS}}}preScript", f"{{{SPIFF_NS}}}postScript"):
+            if (script.text or "").strip():
+                yield from _script_problems(document, extensions.getparent(), script)
+
+
+def _check_initiators(
+    document: Document, process: etree._Element, index: BundleIndex
+) -> Iterator[Problem]:
+    for event in process.iterchildren(bpmn_tag("startEvent")):
+        initiator = (event.get(f"{{{CAMUNDA_NS}}}initiator") or "").strip()
+        if initiator and not initiator.isidentifier():
+            yield problem_at(document, event, f"camunda:initiator {initiator!r} is not a variable name: write a name "
+                                              "such as initiator or requester, without spaces.")
+
+
 def _warn_unowned_user_tasks(
     document: Document, process: etree._Element, index: BundleIndex
 ) -> Iterator[Problem]:
@@ -493,48 +557,42 @@ def _warn_unowned_user_tasks(
 
 
 _PROCESS_CHECKS = (
+    check_constructs,
     _check_start_events,
     _check_sequence_flows,
+    check_flow_references,
+    check_reachable,
+    warn_boundary_events_leading_nowhere,
+    check_recursive_calls,
     _check_business_rule_tasks,
     _check_call_activities,
     _check_scripts,
     _check_conditions,
     _check_timers,
-    _check_unsupported,
     _check_data_associations,
     _check_event_references,
+    _check_user_task_values,
+    _check_multi_instance_loops,
+    _check_task_scripts,
+    _check_initiators,
     _warn_unowned_user_tasks,
 )
 
 
-def _files_without_executable_process(index: BundleIndex) -> Iterator[Problem]:
-    running = {index.processes[key][0].file for key in index.executable}
+def _processes_not_deployed(index: BundleIndex) -> Iterator[Problem]:
     for document in index.documents:
-        if not document.is_dmn and document.children("process") and document.file not in running:
-            yield Problem(
-                document.file,
-                "No process in this file can be started: none is marked executable and none "
-                "has a start event.",
-                severity=WARNING,
-            )
-
-
-def _expression_error(text: str) -> str | None:
-    errors = _restricted_errors(compile_restricted_eval, camunda_to_python(text))
-    return _split_restricted_error(errors[0])[1] if errors else None
-
-
-def _restricted_errors(compile_restricted: Callable, source: str) -> list[str]:
-    """RestrictedPython's complaints about the source, each "Line n: message"."""
-    try:
-        return list(compile_restricted(source, filename="<bpmn>").errors)
-    except RecursionError:  # Python's own parser gives up on very deeply nested code
-        return ["Line 1: it is nested too deeply for Python to compile"]
-
-
-def _split_restricted_error(error: str) -> tuple[int, str]:
-    """RestrictedPython reports "Line 3: SyntaxError: invalid syntax at statement: 'if x'"."""
-    match = re.match(r"Line (\d+): (?:SyntaxError: )?(.*)", error, re.DOTALL)
-    if not match:
-        return 1, error
-    return int(match.group(1)), match.group(2).strip().rstrip(".")
+        if document.is_dmn:
+            continue
+        for process in document.children("process"):
+            if process.get("id") in index.runnable:
+                continue
+            if process.get("isExecutable") == "false":
+                why = ("it is not executable (isExecutable=\"false\"): tick Executable in the modeler to deploy it, "
+                       "or call it from a process that is")
+            elif process.get("isExecutable") is None and any(p.get("isExecutable") for p in document.children("process")):
+                why = ("another process of the file is marked executable and this one is not: mark it executable "
+                       "to deploy it")
+            else:
+                why = "it has no start event: add one to deploy it"
+            yield problem_at(document, process, f"crmflow checks this process but does not deploy it: {why}.",
+                             severity=WARNING)

@@ -159,9 +159,16 @@ def _elements_by_id(root: etree._Element) -> dict[str, etree._Element]:
 
 
 def model_elements(root: etree._Element) -> Iterator[etree._Element]:
-    """The BPMN (or DMN) elements proper: the ids of extension elements such as Camunda's form
-    fields or a vendor's metadata belong to other namespaces, and may repeat model ids."""
-    return root.iter(f"{{{etree.QName(root).namespace}}}*")
+    """The BPMN (or DMN) elements proper: extension elements such as Camunda's form fields or a
+    vendor's metadata, whatever namespace they are written in, may repeat model ids."""
+    namespace = etree.QName(root).namespace
+    extensions = f"{{{namespace}}}extensionElements"
+    pending = [root]
+    while pending:
+        element = pending.pop()
+        yield element
+        if element.tag != extensions:
+            pending.extend(reversed([child for child in element.iterchildren(f"{{{namespace}}}*")]))
 
 
 def bundle_size_problems(files: Mapping[str, bytes]) -> Iterator[Problem]:
@@ -204,7 +211,7 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[dict[str, bytes], list[P
 class BundleIndex:
     """Where every process and decision of the bundle is, and which processes will run."""
 
-    def __init__(self, documents: list[Document]):
+    def __init__(self, documents: list[Document], deploy: Iterable[str] | None = None):
         self.documents = documents
         self.processes: dict[str, tuple[Document, etree._Element]] = {}
         self.decisions: dict[str, tuple[Document, etree._Element]] = {}
@@ -216,23 +223,33 @@ class BundleIndex:
                 for process in document.children("process"):
                     if process.get("id"):
                         self.processes.setdefault(process.get("id"), (document, process))
-        self.executable = self._executable_keys()
+        if deploy is None:
+            self.deployable = self._deployable_keys()
+        else:
+            self.deployable = [key for key in deploy if key in self.processes]
+        self.runnable = self._runnable_keys()
 
-    def _executable_keys(self) -> list[str]:
+    def _deployable_keys(self) -> list[str]:
+        """The processes deployed to be started: marked isExecutable="true", or, in a file where no
+        process says either way, every process with a start event (Camunda examples often leave
+        the attribute out). isExecutable="false" is honoured."""
         keys: dict[str, None] = {}  # an ordered set
         for document in self.documents:
             if document.is_dmn:
                 continue
             processes = [process for process in document.children("process") if process.get("id")]
             marked = [process for process in processes if process.get("isExecutable") == "true"]
-            # Camunda examples often leave isExecutable out: in a file where no process is
-            # marked, every process with a start event is meant to run.
-            chosen = marked or [process for process in processes if has_start_event(process)]
+            unmarked = not any(process.get("isExecutable") for process in processes)
+            chosen = marked or ([process for process in processes if has_start_event(process)] if unmarked else [])
             keys.update(dict.fromkeys(process.get("id") for process in chosen))
-        # A process reached only through a call activity runs too.
+        return list(keys)
+
+    def _runnable_keys(self) -> list[str]:
+        """The deployable processes and those they call, whatever their isExecutable: all that may run."""
+        keys = dict.fromkeys(self.deployable)
         pending = list(keys)
         while pending:
-            for called in _called_elements(self.processes[pending.pop()][1]):
+            for called in called_elements(self.processes[pending.pop()][1]):
                 if called in self.processes and called not in keys:
                     keys[called] = None
                     pending.append(called)
@@ -258,7 +275,7 @@ class BundleIndex:
             files.update(
                 self.decisions[ref][0].file for ref in _decision_refs(process) if ref in self.decisions
             )
-            pending += _called_elements(process)
+            pending += called_elements(process)
         return files
 
 
@@ -297,7 +314,7 @@ def has_start_event(process: etree._Element) -> bool:
     return process.find(bpmn_tag("startEvent")) is not None
 
 
-def _called_elements(process: etree._Element) -> list[str]:
+def called_elements(process: etree._Element) -> list[str]:
     called = (call.get("calledElement") for call in descendants(process, "callActivity"))
     return [element for element in called if element]
 

@@ -42,9 +42,9 @@ def spiff_parser(
             problems.append(_explain_failure(error, index, document))
         else:
             added.add(document.file)
-    for key in index.executable:
+    for key in index.runnable:
         if index.processes[key][0].file in added:
-            # Our rule for what runs, not only isExecutable="true", decides.
+            # Our rule for what runs, not SpiffWorkflow's reading of isExecutable, decides.
             parser.process_parsers[key].process_executable = True
     return parser, added, problems
 
@@ -53,7 +53,7 @@ def parse_processes(
     parser: CrmParser, added: set[str], index: BundleIndex
 ) -> tuple[dict[str, ProcessModel], list[Problem]]:
     processes, problems = {}, []
-    for key in index.executable:
+    for key in index.deployable:
         if not index.files_needed_by(key) <= added:
             continue
         document, process = index.processes[key]

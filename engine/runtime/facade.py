@@ -36,7 +36,6 @@ from engine.errors import (
     MessageNotDelivered,
     NotACandidate,
     NotAuthorized,
-    NotFound,
     ProcessNotDeployed,
     StaleWorkItem,
     WorkItemClosed,

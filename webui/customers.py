@@ -11,27 +11,30 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_login import current_user
 from flask_wtf.file import MultipleFileField
-from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from engine.errors import CrmflowError
 from processes.crm import CLAIM_REASONS, ClaimDraft
 from processes.crm.definitions import MAX_ATTACHMENT_BYTES
-from processes.customers import CustomerDraft
+from processes.customers import DECISION_ROLES, IMPORTANCE, ContactDraft, CustomerDraft
 from processes.errors import DuplicateCustomer
-from processes.models import CustomerKind, DealKind, InteractionKind, InteractionStatus
+from processes.models import CustomerKind, CustomerStatus, DealKind, InteractionKind, InteractionStatus, PartnerRole
 from processes.normalize import normal_email, normal_inn, normal_phone
 from webui import limits
 from webui.access import crm, engine, role_required
 from webui.errors import show_refusal
-from webui.fields import AmountField, Files, LinesField, Normalised, WebForm, at_most, blank_to_none, labelled, \
-    required
+from webui.fields import AmountField, Files, IsoDateField, LinesField, Normalised, WebForm, at_most, blank_to_none, \
+    labelled, required
 
 bp = Blueprint("customers", __name__)
 STAFF = ("employee", "manager")
 MAX_ATTACHMENTS = 5
 KIND_LABELS = {CustomerKind.ORGANISATION.value: lazy_gettext("Organisation (b2b)"),
                CustomerKind.PERSON.value: lazy_gettext("Private person (b2c)")}
+DECISION_ROLE_LABELS = {"decision_maker": lazy_gettext("decides"), "influencer": lazy_gettext("influences"),
+                        "user": lazy_gettext("uses"), "gatekeeper": lazy_gettext("gatekeeper"),
+                        "other": lazy_gettext("other")}
 
 
 def init_app(app) -> None:
@@ -56,6 +59,29 @@ class RegistrationForm(WebForm):
     phones = LinesField(lazy_gettext("Phones (one per line)"), [Normalised(normal_phone)])
     emails = LinesField(lazy_gettext("E-mails (one per line)"), [Normalised(normal_email)])
     deliberate = HiddenField()
+
+
+class CustomerForm(RegistrationForm):
+    """A customer's own fields as they are edited (its contact persons are added on the card,
+    its curator is changed by handing it over)."""
+
+    partner_role = SelectField(lazy_gettext("Partner role"), choices=labelled(PartnerRole))
+    status = SelectField(lazy_gettext("Status"), choices=labelled(CustomerStatus))
+    relationship_stage = StringField(lazy_gettext("Relationship stage"), [at_most(100)])
+    importance = SelectField(lazy_gettext("Importance"), choices=[SelectChoice("", "—"), *labelled(IMPORTANCE)],
+                             default="")
+
+
+class ContactForm(WebForm):
+    """A contact person of a customer (D1)."""
+
+    name = StringField(lazy_gettext("Name"), [required(), at_most(300)])
+    position = StringField(lazy_gettext("Position"), [at_most(200)])
+    decision_role = SelectField(lazy_gettext("Role in decisions"), default="", choices=[
+        SelectChoice("", "—"), *labelled(DECISION_ROLES, DECISION_ROLE_LABELS)])
+    phones = LinesField(lazy_gettext("Phones (one per line)"), [Normalised(normal_phone)])
+    emails = LinesField(lazy_gettext("E-mails (one per line)"), [Normalised(normal_email)])
+    birthday = IsoDateField(lazy_gettext("Birthday"), [Optional()])
 
 
 class InteractionForm(WebForm):
@@ -106,7 +132,7 @@ def index():
     return render_template("customers.html", query=query, found=found)
 
 
-CARD_FORMS = {"interaction": InteractionForm, "deal": DealForm, "claim": ClaimForm}
+CARD_FORMS = {"contact": ContactForm, "interaction": InteractionForm, "deal": DealForm, "claim": ClaimForm}
 
 
 @bp.route("/customers/<int:customer_id>")
@@ -120,7 +146,8 @@ def _card_page(customer_id: int, status: int = 200, **submitted: WebForm):
     came, with its messages."""
     card = crm().customer_card(customer_id)
     forms = {name: submitted.get(name) or form(formdata=None) for name, form in CARD_FORMS.items()}
-    return render_template("customer.html", card=card, now=engine().clock(), forms=forms), status
+    return render_template("customer.html", card=card, now=engine().clock(), forms=forms,
+                           decision_roles=DECISION_ROLE_LABELS), status
 
 
 @bp.route("/customers/new", methods=["GET", "POST"])
@@ -144,6 +171,51 @@ def register():
         return render_template("customer_new.html", form=form, duplicates=[]), status
     flash(_("Registered %(name)s.", name=registration.customer.name), "success")
     return redirect(url_for("customers.card", customer_id=registration.customer.id))
+
+
+@bp.route("/customers/<int:customer_id>/edit", methods=["GET", "POST"])
+@role_required(*STAFF)
+def edit(customer_id: int):
+    customer = crm().customer(customer_id)
+    form = CustomerForm(obj=customer)
+    if not form.validate_on_submit():
+        return render_template("customer_edit.html", customer=customer, form=form, duplicates=[]), \
+            422 if form.is_submitted() else 200
+    draft = CustomerDraft(
+        name=form.name.data.strip(), kind=form.kind.data, partner_role=form.partner_role.data,
+        status=form.status.data, inn=blank_to_none(form.inn.data), phones=form.phones.data, emails=form.emails.data,
+        category=blank_to_none(form.category.data), relationship_stage=blank_to_none(form.relationship_stage.data),
+        importance=form.importance.data or None, curator=customer.curator.username if customer.curator else None,
+        addresses=customer.addresses, properties=customer.properties,
+    )
+    try:
+        crm().update_customer(customer_id, draft, current_user.username,
+                              allow_duplicates=form.deliberate.data == "yes")
+    except DuplicateCustomer as duplicates:
+        return render_template("customer_edit.html", customer=customer, form=form,
+                               duplicates=duplicates.candidates), 409
+    except CrmflowError as refused:
+        status = show_refusal(form, refused)
+        return render_template("customer_edit.html", customer=customer, form=form, duplicates=[]), status
+    return _after(customer_id, _("Saved %(name)s.", name=draft.name))
+
+
+@bp.route("/customers/<int:customer_id>/contacts", methods=["POST"])
+@role_required(*STAFF)
+def add_contact(customer_id: int):
+    form = ContactForm()
+    if not form.validate():
+        return _card_page(customer_id, 422, contact=form)
+    contact = ContactDraft(name=form.name.data.strip(), position=blank_to_none(form.position.data),
+                           decision_role=form.decision_role.data or None, phones=form.phones.data,
+                           emails=form.emails.data, birthday=form.birthday.data)
+    try:
+        crm().add_contact(customer_id, contact, current_user.username)
+    except CrmflowError as refused:
+        # The CRM names the contact's fields as the first contact of a customer: contacts[1].name ...
+        aliases = {f"contacts[1].{field.name}": field.name for field in form}
+        return _card_page(customer_id, show_refusal(form, refused, aliases), contact=form)
+    return _after(customer_id, _("%(name)s is a contact person now.", name=contact.name))
 
 
 def _after(customer_id: int, message: str):

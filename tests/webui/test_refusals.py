@@ -73,11 +73,51 @@ def test_registering_a_customer(app, office, subtests):
     ])
 
 
+def test_editing_a_customer(app, office, subtests):
+    register_customer(app)
+    other = register_customer(app, name="Vector JSC", inn=OTHER_INN, email="info@vector.example")
+    current = {"name": "Vector JSC", "inn": OTHER_INN, "kind": "organisation", "partner_role": "customer",
+               "status": "potential", "importance": "", "emails": "info@vector.example"}
+    client = as_user(app, "ann")
+    assert 'value="Vector JSC"' in client.get(f"/customers/{other.id}/edit").get_data(as_text=True)
+    run(subtests, office, client, f"/customers/{other.id}/edit", [
+        # processes/customers.py check_draft
+        ("no name", {**current, "name": ""}, 422, "name", "This field is required."),
+        ("an unknown partner role", {**current, "partner_role": "friend"}, 422, "partner_role", "Not a valid choice"),
+        ("an unknown status", {**current, "status": "vip"}, 422, "status", "Not a valid choice"),
+        ("an unknown importance", {**current, "importance": "Z"}, 422, "importance", "Not a valid choice"),
+        ("a bad INN", {**current, "inn": "12"}, 422, "inn", "must be 10 digits"),
+        ("a relationship stage longer than its column", {**current, "relationship_stage": "x" * 101}, 422,
+         "relationship_stage", "at most 100"),
+        # processes/crm/registry.py update_customer: DuplicateCustomer
+        ("a likely duplicate", {**current, "inn": "7707083893"}, 409, "customer", "same INN 7707083893"),
+    ])
+    # processes/crm/registry.py update_customer: NotFound
+    assert client.get("/customers/999999/edit").status_code == 404
+    assert client.post("/customers/999999/edit", data=current).status_code == 404
+
+
+def test_adding_a_contact_person(app, office, subtests):
+    customer = register_customer(app)
+    run(subtests, office, as_user(app, "ann"), f"/customers/{customer.id}/contacts", [
+        # processes/customers.py check_draft, contacts[1].*
+        ("no name", {"name": ""}, 422, "contact.name", "This field is required."),
+        ("an unknown role in decisions", {"name": "Ivan", "decision_role": "boss"}, 422, "contact.decision_role",
+         "Not a valid choice"),
+        ("a bad phone", {"name": "Ivan", "phones": "12"}, 422, "contact.phones", "is not a phone number"),
+        ("a bad e-mail", {"name": "Ivan", "emails": "ivan@"}, 422, "contact.emails", "is not an e-mail address"),
+        ("a birthday that is no date", {"name": "Ivan", "birthday": "spring"}, 422, "contact.birthday",
+         "spring is not a date"),
+        ("a position longer than its column", {"name": "Ivan", "position": "x" * 201}, 422, "contact.position",
+         "at most 200"),
+    ])
+
+
 def test_the_card_forms_of_a_customer_who_is_not_there_answer_404(app, office):
     client = as_user(app, "ann")
     # processes/crm/base.py get_record and registry.py: NotFound
     for form, data in (("interactions", {"kind": "note", "status": "done", "subject": "x"}),
-                       ("deals", {"kind": "project", "title": "x"}),
+                       ("deals", {"kind": "project", "title": "x"}), ("contacts", {"name": "Ivan"}),
                        ("claims", {"complainant": "Ivan", "reason": "quality", "essence": "x"})):
         before = database_rows(office)
         response = client.post(f"/customers/999999/{form}", data=data)
@@ -355,7 +395,7 @@ def test_uploading_bpmn(app, office, subtests):
 # - deals.py start_deal "curator is no longer active", NotAuthorized "may not open a deal for":
 #   the pages open a deal for the signed-in user, who is active; "first_stage": not on the form.
 # - deals.py set_stage_plan "is not a sales stage": the form has a field per sales stage only.
-# - registry.py update_customer, add_contact: no page edits a customer or adds a contact person.
+# - registry.py update_customer "contacts", "curator": the edit form has neither.
 # - registry.py log_interaction "at", "deal_id", "claim_id", "contact_person_id", and claims.py
 #   register_claim "guilty_employee", "guilty_department", "deal_id": not on the forms.
 # - claims.py plan_investigation: the REST API's; the page completes the step (following.py).

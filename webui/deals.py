@@ -2,9 +2,10 @@
 against the actual dates, every stage move, the open steps, the deal's or claim's own
 interactions; the tasks of a project deal; a claim's investigation plan and its files.
 
-Anyone on the staff may look (the customer base is the company's); changing a deal is the
-CRM facade's decision (its curator, whoever manages the curator, admins), so a refusal
-comes back from ``processes.crm`` as ``NotAuthorized`` and shows as a 403 page."""
+Anyone on the staff may look (the customer base is the company's); changing a deal is for
+its curator, whoever manages the curator and admins: the page asks the visibility policy
+first (a 403 on the deal page, before anything typed is checked), and the CRM facade,
+which decides, refuses with ``NotAuthorized`` as well."""
 
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ class ProjectTaskForm(WebForm):
 
 class CloseDealForm(WebForm):
     outcome = SelectField(lazy_gettext("Outcome"), choices=labelled((WON, LOST)))
-    lost_reason = SelectField(lazy_gettext("Reason, if lost"),
-                              choices=[SelectChoice("", "—"), *labelled(LOST_REASONS, LOST_REASON_LABELS)], default="")
+    lost_reason = SelectField(lazy_gettext("Reason, if lost"), default="",
+                              choices=[SelectChoice("", "—"), *labelled(LOST_REASONS, LOST_REASON_LABELS)])
 
     def validate_lost_reason(self, field) -> None:
         if self.outcome.data == LOST and not field.data:

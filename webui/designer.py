@@ -104,8 +104,8 @@ class UploadForm(WebForm):
     def validate_files(self, field) -> None:
         names = [secure_filename(upload.filename) for upload in field.data]
         if len(names) > MAX_FILES:
-            raise ValidationError(ngettext("Upload at most %(num)d file at once.", "Upload at most %(num)d files at once.",
-                                           MAX_FILES))
+            raise ValidationError(ngettext("Upload at most %(num)d file at once.",
+                                           "Upload at most %(num)d files at once.", MAX_FILES))
         for upload, name in zip(field.data, names):
             if not name.endswith(SUFFIXES):
                 raise ValidationError(_("%(name)s: only .bpmn and .dmn files can be deployed.", name=upload.filename))

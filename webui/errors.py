@@ -66,10 +66,11 @@ def show_refusal(form: BaseForm, error: CrmflowError, aliases: Mapping[str, str]
     typed in ``due_on``). The answer's status."""
     named = field_messages(error)
     for name, text in named.items():
-        field = _field_for(form, aliases.get(name, name) if aliases else name)
+        target = (aliases or {}).get(name, name)
+        field = _field_for(form, target)
         if field is None:
             form.form_errors.append(_("%(field)s: %(problem)s", field=name, problem=text))
-        elif field.name in (name, (aliases or {}).get(name)):
+        elif field.name == target:
             field.errors = [*field.errors, text]
         else:
             field.errors = [*field.errors, _("%(field)s: %(problem)s", field=name, problem=text)]

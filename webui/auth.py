@@ -10,11 +10,11 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import CSRFProtect, FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
-from wtforms import BooleanField, PasswordField, StringField
-from wtforms.validators import DataRequired
+from wtforms import BooleanField, HiddenField, PasswordField, SelectChoice, SelectField, StringField
 
 from webui import readmodel
 from webui.access import engine, load_person, person_by_id
+from webui.fields import WebForm, required
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
@@ -51,8 +51,8 @@ def init_app(app) -> None:
 
 
 class LoginForm(FlaskForm):
-    username = StringField(lazy_gettext("User name"), validators=[DataRequired()])
-    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired()])
+    username = StringField(lazy_gettext("User name"), validators=[required()])
+    password = PasswordField(lazy_gettext("Password"), validators=[required()])
     remember = BooleanField(lazy_gettext("Keep me signed in"))
 
 
@@ -106,12 +106,19 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+class LanguageForm(WebForm):
+    """The language switch of the top bar; ``next`` is the page to go back to."""
+
+    locale = SelectField(lazy_gettext("Language"), choices=[SelectChoice(code, name) for code, name in LOCALES.items()])
+    next = HiddenField()
+
+
 @bp.route("/settings/language", methods=["POST"])
 @login_required
 def language():
-    locale = request.form.get("locale", "")
-    if locale not in LOCALES:
-        flash(_("Unknown language %(code)s.", code=locale), "error")
+    form = LanguageForm()
+    if form.validate():
+        engine().set_locale(current_user.username, form.locale.data)
     else:
-        engine().set_locale(current_user.username, locale)
-    return redirect(_safe_next(request.form.get("next")) or url_for("inbox.index"))
+        flash(_("Unknown language %(code)s.", code=form.locale.data or "—"), "error")
+    return redirect(_safe_next(form.next.data) or url_for("inbox.index"))

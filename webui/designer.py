@@ -8,15 +8,19 @@ from dataclasses import replace
 from collections import defaultdict
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext
 from flask_login import current_user
+from flask_wtf.file import FileRequired, MultipleFileField
 from werkzeug.utils import secure_filename
+from wtforms import HiddenField, StringField, ValidationError
 
 from engine.bpmn.validation import BpmnValidationError
 from webui import readmodel
 from webui.access import engine, role_required
 from webui.diagrams import process_file
+from webui.fields import WebForm, required
 from webui.readmodel import InstanceStatus
 
 bp = Blueprint("designer", __name__, url_prefix="/processes")
@@ -90,30 +94,35 @@ def _named_as_uploaded(problems, folder: str) -> list:
     return [replace(p, file=p.file.removeprefix(prefix)) for p in problems]
 
 
+class UploadForm(WebForm):
+    """BPMN and DMN files to check, and to deploy when ``action`` is ``deploy``."""
+
+    files = MultipleFileField(lazy_gettext("BPMN and DMN files (a process and the files it calls)"),
+                              [FileRequired(lazy_gettext("Choose at least one .bpmn file."))])
+    action = HiddenField()
+
+    def validate_files(self, field) -> None:
+        names = [secure_filename(upload.filename) for upload in field.data]
+        if len(names) > MAX_FILES:
+            raise ValidationError(ngettext("Upload at most %(num)d file at once.",
+                                           "Upload at most %(num)d files at once.", MAX_FILES))
+        for upload, name in zip(field.data, names):
+            if not name.endswith(SUFFIXES):
+                raise ValidationError(_("%(name)s: only .bpmn and .dmn files can be deployed.", name=upload.filename))
+        for name in {name for name in names if names.count(name) > 1}:
+            raise ValidationError(_("%(name)s: two files have this name.", name=name))
+
+
 @bp.route("/upload", methods=["GET", "POST"])
 @role_required("designer")
 def upload():
-    if request.method == "GET":
-        return render_template("upload.html", problems=None, files={})
-    files: dict[str, bytes] = {}
-    messages = []
-    for storage in request.files.getlist("files")[:MAX_FILES]:
-        if not storage.filename:
-            continue
-        name = secure_filename(storage.filename)
-        if not name.endswith(SUFFIXES):
-            messages.append(_("%(name)s: only .bpmn and .dmn files can be deployed.", name=storage.filename))
-        elif name in files:
-            messages.append(_("%(name)s: two files have this name.", name=name))
-        else:
-            files[name] = storage.read()
-    if not files and not messages:
-        messages.append(_("Choose at least one .bpmn file."))
-    if messages:
-        for message in messages:
-            flash(message, "error")
-        return render_template("upload.html", problems=None, files={}), 400
-    deploy = request.form.get("action") == "deploy"
+    form = UploadForm()
+    if not form.is_submitted():
+        return render_template("upload.html", form=form, problems=None, files={})
+    if not form.validate():
+        return render_template("upload.html", form=form, problems=None, files={}), 400
+    files = {secure_filename(upload.filename): upload.read() for upload in form.files.data}
+    deploy = form.action.data == "deploy"
     problems, results = _validate_and_maybe_deploy(files, deploy)
     if results:
         created = [r for r in results if r.created]
@@ -130,7 +139,7 @@ def upload():
         flash(_("The files contain no executable process to deploy."), "error")
     texts = {name: content.decode("utf-8", "replace") for name, content in files.items() if name.endswith(".bpmn")}
     status = 422 if errors else 200
-    return render_template("upload.html", problems=problems, files=texts, errors=errors), status
+    return render_template("upload.html", form=form, problems=problems, files=texts, errors=errors), status
 
 
 @bp.route("/<key>/v<int:version>/modeler")
@@ -141,6 +150,12 @@ def modeler(key: str, version: int):
     return render_template("modeler.html", definition=definition, xml=xml, file_name=file_name)
 
 
+class ModelForm(WebForm):
+    """The modeler's diagram, posted by its script (with the CSRF token in a header)."""
+
+    xml = StringField(validators=[required()])
+
+
 @bp.route("/<key>/v<int:version>/modeler", methods=["POST"])
 @role_required("designer")
 def save_model(key: str, version: int):
@@ -148,11 +163,11 @@ def save_model(key: str, version: int):
     version needs (called processes, decision tables) are deployed with it unchanged."""
     definition = _definition(key, version)
     file_name, _original = process_file(definition)
-    xml = request.form.get("xml", "")
-    if not xml.strip():
+    form = ModelForm()
+    if not form.validate():
         return jsonify(ok=False, problems=[{"message": _("The diagram is empty.")}]), 400
     files = {name: text.encode("utf-8") for name, text in definition.sources.items()}
-    files[file_name] = xml.encode("utf-8")
+    files[file_name] = form.xml.data.encode("utf-8")
     problems, results = _validate_and_maybe_deploy(files, deploy=True)
     listed = [_problem_json(p) for p in problems]
     mine = next((r for r in results if r.key == key), None)

@@ -6,13 +6,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
+from wtforms.form import BaseForm
 
-from engine.errors import Conflict, InvalidFormData, NotAuthorized, ProcessFailed
+from engine.errors import Conflict, CrmflowError
 from engine.runtime import CompletedItem
 from webui import readmodel
 from webui.access import engine, role_required
-from webui.forms import INPUT_TYPES, display_value, field_message, html_attributes, submitted_values
-from webui.i18n import local, local_errors
+from webui.errors import field_messages, show_refusal
+from webui.forms import INPUT_TYPES, display_value, html_attributes, step_form, submitted_values
+from webui.i18n import local
 from webui.readmodel import ItemStatus
 from webui.visibility import may_act, may_see_item
 
@@ -50,8 +52,8 @@ def _visible_item(session: Session, item_id: int) -> readmodel.WorkItem:
     return item
 
 
-def _render_item(item_id: int, values: dict | None = None, errors: dict | None = None, problem: str | None = None,
-                 status: int = 200):
+def _render_item(item_id: int, form: BaseForm | None = None, problem: str | None = None, status: int = 200):
+    """The task page; after a refused POST, with ``form`` as submitted and its messages."""
     now = engine().clock()
     with engine().reading() as session:
         item = _visible_item(session, item_id)
@@ -59,14 +61,14 @@ def _render_item(item_id: int, values: dict | None = None, errors: dict | None =
         process_name = instance.definition.name or instance.process_key
     fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN.value else []
     data = engine().instance(item.instance_id).data
-    shown = {**data, **(values or {})}
+    shown = {**data, **(submitted_values(form, fields) if form is not None else {})}
     inputs = [
         {
             "spec": field,
             "input": INPUT_TYPES.get(field.type, "text"),
             "value": display_value(field, shown),
             "attributes": html_attributes(field),
-            "error": field_message(errors[field.id]) if errors and field.id in errors else None,
+            "error": " ".join(form[field.id].errors) if form is not None and field.id in form else None,
         }
         for field in fields
     ]
@@ -74,7 +76,7 @@ def _render_item(item_id: int, values: dict | None = None, errors: dict | None =
     return render_template(
         "item.html", item=item, instance=instance, process_name=process_name, inputs=inputs,
         may_act=may_act(current_user, item), now=now, problem=problem, context_data=context_data,
-        unknown_errors=local_errors({k: v for k, v in (errors or {}).items() if k not in {f.id for f in fields}}),
+        form_errors=form.form_errors if form is not None else [],
     ), status
 
 
@@ -90,20 +92,20 @@ def complete(item_id: int):
     with engine().reading() as session:
         item = _visible_item(session, item_id)
     fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN.value else []
-    values = submitted_values(fields, request.form)
+    form = step_form(fields, request.form)
+    if not form.validate():
+        abort(400)  # no version: the page did not come from here
     try:
-        expected = int(request.form.get("version", ""))
-    except ValueError:
-        abort(400)
-    try:
-        done = engine().complete(item_id, values, current_user.username, expected_version=expected)
-    except InvalidFormData as invalid:
-        return _render_item(item_id, values, invalid.errors, _("Some values need fixing (see below)."), 422)
+        done = engine().complete(item_id, submitted_values(form, fields), current_user.username,
+                                 expected_version=form["version"].data)
     except Conflict as conflict:
         return _render_item(item_id, problem=_stale_message(conflict), status=409)
-    except (NotAuthorized, ProcessFailed) as refused:
-        return _render_item(item_id, values, problem=local(refused), status=403 if isinstance(refused, NotAuthorized)
-                            else 422)
+    except CrmflowError as refused:
+        # The engine's form check, a CRM rule of the step (claim triage names a user who is
+        # not one), the process itself (a script), or someone not allowed to do the step.
+        status = show_refusal(form, refused)
+        problem = _("Some values need fixing (see below).") if field_messages(refused) else None
+        return _render_item(item_id, form, problem, status)
     return redirect(_after_completion(done))
 
 

@@ -4,22 +4,37 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext
 from flask_login import current_user
+from wtforms import SelectChoice, SelectField, StringField
 
-from engine.errors import NotFound
+from engine.errors import CrmflowError, NotFound
 from webui.access import engine, role_required
 from webui.api import tokens as token_store
+from webui.errors import show_refusal
+from webui.fields import WebForm, at_most, required
 
 bp = Blueprint("tokens", __name__, url_prefix="/settings/tokens")
 LIFETIMES = {"30": 30, "90": 90, "365": 365, "never": None}  # days
+NAME_HINT = lazy_gettext("Give the token a name of at most 100 characters, e.g. where it is used.")
 
 
-def _page(issued=None, error: str | None = None, values: dict | None = None, status: int = 200):
+class TokenForm(WebForm):
+    name = StringField(lazy_gettext("Name"), [required(NAME_HINT), at_most(token_store.MAX_NAME_LENGTH, NAME_HINT)])
+    lifetime = SelectField(lazy_gettext("Valid for"), default="90")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lifetime.choices = [SelectChoice(key, ngettext("%(num)d day", "%(num)d days", days) if days
+                                              else _("No expiry")) for key, days in LIFETIMES.items()]
+
+
+def _page(form: TokenForm | None = None, issued=None, status: int = 200):
     mine = token_store.tokens(engine(), current_user.username)
-    return render_template("tokens/index.html", tokens=mine, issued=issued, error=error, values=values or {},
-                           lifetimes=LIFETIMES), status
+    return render_template("tokens/index.html", tokens=mine, issued=issued, form=form or TokenForm(formdata=None)), \
+        status
 
 
 @bp.route("/")
@@ -31,17 +46,18 @@ def index():
 @bp.route("/", methods=["POST"])
 @role_required()
 def create():
-    name = request.form.get("name", "")
-    lifetime = request.form.get("lifetime", "90")
-    if lifetime not in LIFETIMES:
-        return _page(error=_("Choose how long the token lasts."), values=request.form, status=422)
-    days = LIFETIMES[lifetime]
+    form = TokenForm()
+    if not form.validate():
+        return _page(form, status=422)
+    days = LIFETIMES[form.lifetime.data]
     expires_at = engine().clock() + timedelta(days=days) if days else None
     try:
-        issued = token_store.create_token(engine(), current_user.username, name, expires_at)
+        issued = token_store.create_token(engine(), current_user.username, form.name.data, expires_at)
     except ValueError:
-        return _page(error=_("Give the token a name of at most 100 characters, e.g. where it is used."),
-                     values=request.form, status=422)
+        form.name.errors.append(NAME_HINT)
+        return _page(form, status=422)
+    except CrmflowError as refused:
+        return _page(form, status=show_refusal(form, refused))
     # Shown on this page only: a redirect would have to carry the secret in the session cookie.
     return _page(issued=issued)
 

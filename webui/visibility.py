@@ -11,6 +11,10 @@ the HTML pages and the REST API.
   offered to them or their groups, those they head included).
 - To **act** on an item (complete it, or claim it first) it must be open and be the person's,
   or be unassigned and offered to them. The engine checks again when it changes anything.
+- To **change a deal** (its plan, its tasks, closing it) one must be its curator, manage the
+  curator (up the line, or heading one of their groups) or be an admin: the CRM facade's rule
+  (``processes.crm.base.manages``), asked before a form is checked, so that someone who may
+  not change the deal is told that first. The facade checks again when it changes the deal.
 
 A ``Visibility`` answers for one person within one read session and asks for their team
 once, however many items it is asked about.
@@ -22,6 +26,7 @@ from functools import cached_property
 
 from sqlalchemy.orm import Session
 
+from processes.crm.base import manages
 from webui import readmodel
 from webui.readmodel import ItemStatus, Viewer
 
@@ -85,3 +90,10 @@ def may_act(viewer: Viewer, item: readmodel.WorkItem) -> bool:
     return item.assignee_id is None and (
         viewer.username in item.candidate_users or bool(set(item.candidate_groups) & set(viewer.groups))
     )
+
+
+def may_change_deal(session: Session, viewer: Viewer, curator_id: int) -> bool:
+    if viewer.id == curator_id:
+        return True
+    actor, curator = readmodel.user_with_groups(session, viewer.id), readmodel.user_with_groups(session, curator_id)
+    return actor is not None and curator is not None and manages(session, actor, curator)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import MetaData
 
 from processes.migrations import upgrade as upgrade_crm_schema
 from support import LIBRARY, TEST_BPMN
@@ -88,3 +89,17 @@ def register_customer(app, name="Romashka LLC", inn="7707083893", email="info@ro
 
     draft = CustomerDraft(name=name, inn=inn, emails=[email] if email else [], curator="ann", **extra)
     return crm_of(app).register_customer(draft, "ann").customer
+
+
+# Counted by every POST of the self-service form, refused or not (webui/limits.py).
+_COUNTERS = {"rate_limit_counters"}
+
+
+def database_rows(engine) -> dict[str, list[str]]:
+    """Every row of every table (but the rate limits' counters), to show that a refused
+    request wrote nothing."""
+    metadata = MetaData()
+    metadata.reflect(engine.db)
+    with engine.db.connect() as connection:
+        return {name: sorted(map(repr, connection.execute(table.select())))
+                for name, table in metadata.tables.items() if name not in _COUNTERS}

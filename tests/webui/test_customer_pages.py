@@ -112,3 +112,33 @@ def test_the_honeypot_swallows_bots_and_the_rate_limit_stops_floods(app, office)
     statuses = [public.post("/claim", data=form).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
     assert "Too many claims" in text(public.post("/claim", data=form))
+
+
+def test_a_customer_is_edited_and_keeps_what_the_form_does_not_show(app, office):
+    customer = register_customer(app, addresses=[{"kind": "legal", "text": "Moscow, Tverskaya 1"}])
+    client = as_user(app, "bob")  # anyone on the staff, as registering
+    page = client.get(f"/customers/{customer.id}/edit").get_data(as_text=True)
+    assert 'value="Romashka LLC"' in page and "info@romashka.example</textarea>" in page
+    response = client.post(f"/customers/{customer.id}/edit", data={
+        "name": "Romashka Group", "inn": "7707083893", "kind": "organisation", "partner_role": "supplier",
+        "status": "existing", "importance": "A", "relationship_stage": "Regular", "phones": "+7 495 123-45-67",
+        "emails": "info@romashka.example\nsales@romashka.example"})
+    assert response.status_code == 302
+    saved = crm_of(app).customer(customer.id)
+    assert (saved.name, saved.partner_role, saved.status, saved.importance) == ("Romashka Group", "supplier",
+                                                                                "existing", "A")
+    assert saved.phones == ["74951234567"] and saved.emails == ["info@romashka.example", "sales@romashka.example"]
+    assert saved.addresses == [{"kind": "legal", "text": "Moscow, Tverskaya 1"}] and saved.curator.username == "ann"
+    assert "Saved Romashka Group." in text(client.get(response.headers["Location"]))
+
+
+def test_a_contact_person_is_added_on_the_card_and_found_by_their_phone(app, office):
+    customer = register_customer(app)
+    client = as_user(app, "ann")
+    response = client.post(f"/customers/{customer.id}/contacts", data={
+        "name": "Ivan Petrov", "position": "Buyer", "decision_role": "decision_maker", "phones": "8 916 123-45-67",
+        "birthday": "1980-05-17"})
+    assert response.status_code == 302
+    page = text(client.get(f"/customers/{customer.id}"))
+    assert "Ivan Petrov , Buyer decides" in page and "79161234567" in page and "1980-05-17" in page
+    assert [c.id for c in crm_of(app).search_customers("+7 916 123 45 67")] == [customer.id]

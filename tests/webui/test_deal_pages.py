@@ -60,7 +60,7 @@ def test_a_project_deal_gets_tasks_in_the_owners_inbox_and_is_closed_by_hand(app
     response = client.post(f"/deals/{deal.id}/tasks", data={"title": "", "owner": "nobody", "due_on": ""})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    for field in ("title", "owner", "due_at"):
+    for field in ("title", "owner", "due_on"):  # the deadline is typed as a date (and a time)
         assert f'data-field-error="task.{field}"' in html
 
     response = client.post(f"/deals/{deal.id}/close", data={"outcome": "won"})

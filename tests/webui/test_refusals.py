@@ -274,7 +274,7 @@ def test_closing_a_project_deal(app, office, deals, subtests):
          "Choose why the deal was lost."),
         ("an unknown reason", {"outcome": "lost", "lost_reason": "fate"}, 422, "close.lost_reason",
          "Not a valid choice"),
-        ("a task still open", {"outcome": "won"}, 422, "close", "1 task(s) are still open"),
+        ("a task still open", {"outcome": "won"}, 422, "close", "1 task is still open"),
     ])
     run(subtests, office, client, f"/deals/{typical.id}/close", [
         ("a deal with a process", {"outcome": "won"}, 422, "deal", "only a project deal is closed by hand"),
@@ -298,13 +298,13 @@ def test_completing_a_step(app, office, subtests):
         ("a value above the maximum", {"version": "1", **GOOD_REQUEST, "discount": "99"}, 422, "discount",
          "Must be at most 50."),
         ("a required value missing", {"version": "1", **GOOD_REQUEST, "discount": ""}, 422, "discount",
-         "This field is required."),
+         "Is required."),
         ("no whole number", {"version": "1", **GOOD_REQUEST, "discount": "ten"}, 422, "discount",
-         "Enter a whole number."),
+         "Must be a whole number."),
         ("a date that is none", {"version": "1", **GOOD_REQUEST, "valid_until": "soon"}, 422, "valid_until",
-         "Enter a date such as 2026-12-31."),
+         "Must be a date such as 2026-12-31."),
         ("no option of the list", {"version": "1", **GOOD_REQUEST, "channel": "pigeon"}, 422, "channel",
-         "Choose one of: email, phone."),
+         "Must be one of email, phone."),
         # engine/runtime/facade.py complete: StaleWorkItem
         ("a page older than the item", {"version": "0", **GOOD_REQUEST}, 409, "item", "changed while you had it open"),
     ])

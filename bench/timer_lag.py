@@ -77,7 +77,7 @@ def main() -> None:
             scheduler.shutdown()
         lags = []
         for instance_id, moment in due.items():
-            fired = [e.at for e in engine.instance(instance_id).history if e.type == EventType.TIMER_FIRED.value]
+            fired = [e.at for e in engine.instance(instance_id).history if e.type == EventType.TIMER_FIRED]
             assert len(fired) == 1, f"instance {instance_id} fired {len(fired)} times"
             lags.append((fired[0] - moment).total_seconds())
         engine.dispose()
@@ -89,7 +89,7 @@ def main() -> None:
 def _still_waiting(engine: Engine) -> int:
     with engine.reading() as session:
         return session.scalar(select(func.count()).select_from(ProcessInstance)
-                              .where(ProcessInstance.status == InstanceStatus.RUNNING.value))
+                              .where(ProcessInstance.status == InstanceStatus.RUNNING))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def add_user(
     *,
     now: datetime,
     email: str | None = None,
-    roles: Sequence[str] = (Role.EMPLOYEE.value,),
+    roles: Sequence[str] = (Role.EMPLOYEE,),
     groups: Sequence[str] = (),
     manager: str | None = None,
     password_hash: str | None = None,
@@ -106,7 +106,7 @@ def responsible_for(session: Session, actor: User, subject: User) -> bool:
 
 
 def may_reassign(session: Session, actor: User, item: WorkItem) -> bool:
-    if Role.ADMIN.value in actor.role_set:
+    if Role.ADMIN in actor.role_set:
         return True
     if item.assignee_id == actor.id:
         return True

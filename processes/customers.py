@@ -42,10 +42,10 @@ class CustomerDraft:
     """What a person (or an import row) gives to register a customer."""
 
     name: str
-    kind: str = CustomerKind.ORGANISATION.value
-    partner_role: str = PartnerRole.CUSTOMER.value
+    kind: str = CustomerKind.ORGANISATION
+    partner_role: str = PartnerRole.CUSTOMER
     inn: str | None = None
-    status: str = CustomerStatus.POTENTIAL.value
+    status: str = CustomerStatus.POTENTIAL
     curator: str | None = None
     relationship_stage: str | None = None
     importance: str | None = None

@@ -57,19 +57,19 @@ class Person(UserMixin):
         return self.active
 
     def has_role(self, *roles: str) -> bool:
-        return Role.ADMIN.value in self.roles or bool(self.roles & set(roles))
+        return Role.ADMIN in self.roles or bool(self.roles & set(roles))
 
     @property
     def is_manager(self) -> bool:
-        return self.has_role(Role.MANAGER.value)
+        return self.has_role(Role.MANAGER)
 
     @property
     def is_designer(self) -> bool:
-        return self.has_role(Role.DESIGNER.value)
+        return self.has_role(Role.DESIGNER)
 
     @property
     def is_admin(self) -> bool:
-        return Role.ADMIN.value in self.roles
+        return Role.ADMIN in self.roles
 
 
 def load_person(session: Session, user: readmodel.User) -> Person:

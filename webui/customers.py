@@ -30,8 +30,8 @@ from webui.fields import AmountField, Files, IsoDateField, LinesField, Normalise
 bp = Blueprint("customers", __name__)
 STAFF = ("employee", "manager")
 MAX_ATTACHMENTS = 5
-KIND_LABELS = {CustomerKind.ORGANISATION.value: lazy_gettext("Organisation (b2b)"),
-               CustomerKind.PERSON.value: lazy_gettext("Private person (b2c)")}
+KIND_LABELS = {CustomerKind.ORGANISATION: lazy_gettext("Organisation (b2b)"),
+               CustomerKind.PERSON: lazy_gettext("Private person (b2c)")}
 DECISION_ROLE_LABELS = {"decision_maker": lazy_gettext("decides"), "influencer": lazy_gettext("influences"),
                         "user": lazy_gettext("uses"), "gatekeeper": lazy_gettext("gatekeeper"),
                         "other": lazy_gettext("other")}
@@ -55,7 +55,7 @@ class RegistrationForm(WebForm):
     inn = StringField(lazy_gettext("INN"), [Normalised(normal_inn)])
     category = StringField(lazy_gettext("Category"), [at_most(100)])
     kind = SelectField(lazy_gettext("Kind"), choices=labelled(CustomerKind, KIND_LABELS),
-                       default=CustomerKind.ORGANISATION.value)
+                       default=CustomerKind.ORGANISATION)
     phones = LinesField(lazy_gettext("Phones (one per line)"), [Normalised(normal_phone)])
     emails = LinesField(lazy_gettext("E-mails (one per line)"), [Normalised(normal_email)])
     deliberate = HiddenField()
@@ -87,7 +87,7 @@ class ContactForm(WebForm):
 class InteractionForm(WebForm):
     kind = SelectField(lazy_gettext("Kind"), choices=labelled(InteractionKind))
     status = SelectField(lazy_gettext("Status"), choices=labelled(InteractionStatus),
-                         default=InteractionStatus.DONE.value)
+                         default=InteractionStatus.DONE)
     subject = StringField(lazy_gettext("Subject"), [required(), at_most(300)])
     notes = TextAreaField(lazy_gettext("Notes"))
 

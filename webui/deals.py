@@ -78,7 +78,7 @@ def _deal_page(deal_id: int, status: int = 200, problem: str | None = None, **su
     """The deal with its forms: empty ones, and the one just ``submitted`` as it came,
     with its messages; ``problem`` is said at the top."""
     deal = crm().deal(deal_id)
-    project = deal.kind == DealKind.PROJECT.value
+    project = deal.kind == DealKind.PROJECT
     plan = [] if project else crm().stage_plan(deal_id)
     with engine().reading() as session:
         owners = readmodel.active_users(session)
@@ -91,7 +91,7 @@ def _deal_page(deal_id: int, status: int = 200, problem: str | None = None, **su
     forms["task"].owner.choices = _owner_choices(owners)
     if not forms["task"].owner.raw_data:
         forms["task"].owner.data = current_user.username
-    in_progress = deal.status == DealStatus.IN_PROGRESS.value
+    in_progress = deal.status == DealStatus.IN_PROGRESS
     # A refusal of a form the page does not show (the plan of a project deal, closing a deal
     # that is closed already) is said at the top.
     if project:

@@ -39,7 +39,7 @@ def index():
     for versions in processes.values():
         versions.sort(key=lambda d: d.version, reverse=True)
     return render_template("processes.html", processes=sorted(processes.items()), counts=counts,
-                           running=InstanceStatus.RUNNING.value)
+                           running=InstanceStatus.RUNNING)
 
 
 def _definition(key: str, version: int) -> readmodel.ProcessDefinition:

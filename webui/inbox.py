@@ -59,7 +59,7 @@ def _render_item(item_id: int, form: BaseForm | None = None, problem: str | None
         item = _visible_item(session, item_id)
         instance = item.instance
         process_name = instance.definition.name or instance.process_key
-    fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN.value else []
+    fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN else []
     data = engine().instance(item.instance_id).data
     shown = {**data, **(submitted_values(form, fields) if form is not None else {})}
     inputs = [
@@ -91,7 +91,7 @@ def item(item_id: int):
 def complete(item_id: int):
     with engine().reading() as session:
         item = _visible_item(session, item_id)
-    fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN.value else []
+    fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN else []
     form = step_form(fields, request.form)
     if not form.validate():
         abort(400)  # no version: the page did not come from here

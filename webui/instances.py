@@ -30,11 +30,11 @@ def show(instance_id: int):
     now = engine().clock()
     _file, xml = process_file(definition)
     completed = sorted({e.task_spec for e in details.history
-                        if e.type == EventType.TASK_COMPLETED.value and e.task_spec})
+                        if e.type == EventType.TASK_COMPLETED and e.task_spec})
     current = sorted({item.task_spec for item in details.open_items})
     overdue = sorted({item.task_spec for item in details.open_items if item.due_at and item.due_at < now})
     entered = [(names.get(e.work_item_id, e.task_spec), e) for e in details.history
-               if e.type == EventType.WORK_ITEM_COMPLETED.value and e.detail and e.detail.get("data")]
+               if e.type == EventType.WORK_ITEM_COMPLETED and e.detail and e.detail.get("data")]
     return render_template(
         "instance.html", instance=details.instance, definition=definition, data=sorted(details.data.items()),
         open_items=details.open_items, history=list(reversed(details.history)), item_names=names, xml=xml,

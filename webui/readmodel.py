@@ -58,7 +58,7 @@ from engine.runtime.queries import (
 __all__ = ["ApiToken", "EventType", "HistoryEvent", "InstanceStatus", "ItemStatus", "ProcessDefinition",
            "ProcessInstance", "Role", "User", "WorkItem"]
 
-OPEN = ItemStatus.OPEN.value
+OPEN = ItemStatus.OPEN
 
 # The rate limits' counters (webui/limits.py counts in them with one UPSERT each).
 RATE_LIMIT_COUNTERS = RateLimitCounter.__table__
@@ -185,7 +185,7 @@ def handed_on_from(session: Session, item_ids: Collection[int], username: str) -
     ids = list(item_ids)
     reassigned = session.execute(select(HistoryEvent.work_item_id, HistoryEvent.detail).where(
         HistoryEvent.work_item_id == ids[0] if len(ids) == 1 else HistoryEvent.work_item_id.in_(ids),
-        HistoryEvent.type == EventType.WORK_ITEM_REASSIGNED.value))
+        HistoryEvent.type == EventType.WORK_ITEM_REASSIGNED))
     return {item_id for item_id, detail in reassigned if detail and detail.get("from") == username}
 
 
@@ -296,7 +296,7 @@ def workload(session: Session, user_ids: Collection[int], buckets: Buckets, done
     load = WorkItemQuery().within(assigned_to(*user_ids)).counts_per_assignee(session, buckets)
     done = dict(session.execute(
         select(WorkItem.completed_by_id, func.count())
-        .where(WorkItem.status == ItemStatus.COMPLETED.value, WorkItem.completed_at >= done_since,
+        .where(WorkItem.status == ItemStatus.COMPLETED, WorkItem.completed_at >= done_since,
                WorkItem.completed_by_id.in_(list(user_ids)))
         .group_by(WorkItem.completed_by_id)
     ).all())
@@ -385,8 +385,8 @@ def recent_instances(session: Session, definition_id: int, limit: int) -> list[P
 
 # -- the installation, for /metrics ------------------------------------------------------------------
 
-_OPEN_OUTBOX_STATES = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value, OutboxStatus.FAILED.value,
-                       OutboxStatus.UNCERTAIN.value)
+_OPEN_OUTBOX_STATES = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.FAILED,
+                       OutboxStatus.UNCERTAIN)
 
 
 @dataclass(frozen=True)
@@ -408,16 +408,16 @@ def installation_state(session: Session, now: datetime) -> InstallationState:
         .group_by(ProcessInstance.process_key, WorkItem.stage)
     ).all()
     fired = dict(session.execute(
-        select(Escalation.level, func.count()).where(Escalation.status == EscalationStatus.DONE.value)
+        select(Escalation.level, func.count()).where(Escalation.status == EscalationStatus.DONE)
         .group_by(Escalation.level)).all())
     outbox = session.execute(
         select(OutboxMessage.channel, OutboxMessage.status, func.count())
         .where(OutboxMessage.status.in_(_OPEN_OUTBOX_STATES))
         .group_by(OutboxMessage.channel, OutboxMessage.status)).all()
     oldest_timer = session.scalar(select(func.min(ProcessInstance.next_wakeup_at)).where(
-        ProcessInstance.status == InstanceStatus.RUNNING.value, ProcessInstance.next_wakeup_at <= now))
+        ProcessInstance.status == InstanceStatus.RUNNING, ProcessInstance.next_wakeup_at <= now))
     oldest_rung = session.scalar(select(func.min(Escalation.due_at)).where(
-        Escalation.status == EscalationStatus.PENDING.value, Escalation.due_at <= now))
+        Escalation.status == EscalationStatus.PENDING, Escalation.due_at <= now))
     return InstallationState([tuple(row) for row in by_stage], fired, [tuple(row) for row in outbox],
                              oldest_timer, oldest_rung)
 

@@ -83,7 +83,7 @@ def may_see_instance(session: Session, viewer: Viewer, instance: readmodel.Proce
 
 def may_act(viewer: Viewer, item: readmodel.WorkItem) -> bool:
     """The item is open and the viewer's, or unassigned and offered to them."""
-    if item.status != ItemStatus.OPEN.value:
+    if item.status != ItemStatus.OPEN:
         return False
     if item.assignee_id == viewer.id:
         return True

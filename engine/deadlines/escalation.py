@@ -199,12 +199,12 @@ class EscalationService:
         rungs of closed items, meets the deadlines of finished instances. It runs in every
         step of every process: items without a deadline (the event says so) cost no query."""
         created = [e.work_item_id for e in events
-                   if e.type == EventType.WORK_ITEM_CREATED.value and (e.detail or {}).get("due_at")]
+                   if e.type == EventType.WORK_ITEM_CREATED and (e.detail or {}).get("due_at")]
         closed = [e.work_item_id for e in events
-                  if e.type in (EventType.WORK_ITEM_COMPLETED.value, EventType.WORK_ITEM_CANCELLED.value)]
-        finished = [e for e in events if e.type == EventType.INSTANCE_COMPLETED.value]
+                  if e.type in (EventType.WORK_ITEM_COMPLETED, EventType.WORK_ITEM_CANCELLED)]
+        finished = [e for e in events if e.type == EventType.INSTANCE_COMPLETED]
         for event in events:
-            if event.type == EventType.INSTANCE_STARTED.value:
+            if event.type == EventType.INSTANCE_STARTED:
                 self._plan_declared_deadlines(session, event.instance_id)
         if closed:
             session.execute(_CANCEL_RUNGS_OF_ITEMS, {"item_ids": closed})
@@ -265,7 +265,7 @@ class EscalationService:
         for level, due_at in plan.items():
             session.add(Escalation(
                 dedupe_key=f"item:{item.id}:{level}", instance_id=item.instance_id, work_item_id=item.id,
-                level=level, due_at=due_at, deadline=item.due_at, status=EscalationStatus.PENDING.value,
+                level=level, due_at=due_at, deadline=item.due_at, status=EscalationStatus.PENDING,
                 settings=_settings(ladder, level, teams),
             ))
 
@@ -349,19 +349,19 @@ class EscalationService:
             Escalation.dedupe_key.in_(_instance_keys(instance_id, name))))}
         moments = self.plan(ladder, now, due_at, [team])
         for level, row in planned.items():
-            if level not in moments and row.status == EscalationStatus.PENDING.value:
-                row.status = EscalationStatus.CANCELLED.value  # the moved deadline leaves no room for it
+            if level not in moments and row.status == EscalationStatus.PENDING:
+                row.status = EscalationStatus.CANCELLED  # the moved deadline leaves no room for it
         for level, moment in moments.items():
             settings = {**_settings(ladder, level, [team]), "responsible": responsible, "deadline_name": name}
             row = planned.get(level)
             if row is None:
                 session.add(Escalation(
                     dedupe_key=f"instance:{instance_id}:{name}:{level}", instance_id=instance_id, work_item_id=None,
-                    level=level, due_at=moment, deadline=due_at, status=EscalationStatus.PENDING.value,
+                    level=level, due_at=moment, deadline=due_at, status=EscalationStatus.PENDING,
                     settings=settings))
-            elif row.status != EscalationStatus.DONE.value:
+            elif row.status != EscalationStatus.DONE:
                 row.due_at, row.deadline, row.settings = moment, due_at, settings
-                row.status = EscalationStatus.PENDING.value
+                row.status = EscalationStatus.PENDING
         return deadline
 
     def meet_instance_deadline(self, instance_id: int, name: str = "response") -> None:
@@ -387,7 +387,7 @@ class EscalationService:
                 with self.engine.transaction() as session:
                     due = list(session.scalars(
                         select(Escalation.id)
-                        .where(Escalation.status == EscalationStatus.PENDING.value, Escalation.due_at <= now)
+                        .where(Escalation.status == EscalationStatus.PENDING, Escalation.due_at <= now)
                         .order_by(Escalation.due_at, Escalation.id)
                         .limit(batch)
                         .with_for_update(skip_locked=True)
@@ -416,13 +416,13 @@ class EscalationService:
         table = Escalation.__table__
         session.connection().execute(
             table.update()
-            .where(table.c.id == bindparam("claim_id"), table.c.status == EscalationStatus.PENDING.value)
-            .values(status=EscalationStatus.DONE.value, fired_at=now, fired_by=self.worker),
+            .where(table.c.id == bindparam("claim_id"), table.c.status == EscalationStatus.PENDING)
+            .values(status=EscalationStatus.DONE, fired_at=now, fired_by=self.worker),
             [{"claim_id": row_id} for row_id in due_ids],
         )
         rows = sorted(
             (row for row in session.scalars(select(Escalation).where(Escalation.id.in_(due_ids)))
-             if row.status == EscalationStatus.DONE.value and row.fired_by == self.worker and row.fired_at == now),
+             if row.status == EscalationStatus.DONE and row.fired_by == self.worker and row.fired_at == now),
             key=lambda row: (row.due_at, row.id),
         )
         item_ids = [row.work_item_id for row in rows if row.work_item_id is not None]
@@ -437,17 +437,17 @@ class EscalationService:
         finished: list[dict[str, Any]] = []
         for row in rows:
             item = items.get(row.work_item_id) if row.work_item_id is not None else None
-            still_due = (item is not None and item.status == ItemStatus.OPEN.value) if row.work_item_id else (
+            still_due = (item is not None and item.status == ItemStatus.OPEN) if row.work_item_id else (
                 (row.instance_id, row.settings.get("deadline_name")) in open_deadlines)
             if not still_due:
-                finished.append({"id": row.id, "status": EscalationStatus.CANCELLED.value,
+                finished.append({"id": row.id, "status": EscalationStatus.CANCELLED,
                                  "outcome": {"reason": "the item was closed or the deadline met"}})
                 result.cancelled += 1
                 continue
             if row.level == REMINDER and now >= row.deadline:
                 # After downtime: the breach notice that follows says more than a late reminder.
                 outcome = {"reason": "the deadline had passed before the reminder could be sent"}
-                finished.append({"id": row.id, "status": EscalationStatus.SKIPPED.value, "outcome": outcome})
+                finished.append({"id": row.id, "status": EscalationStatus.SKIPPED, "outcome": outcome})
                 _record_rung(session, row, item, now, {"level": row.level, "skipped": outcome["reason"]})
                 result.skipped += 1
                 continue
@@ -469,7 +469,7 @@ class EscalationService:
             assignee_id = item.assignee_id if item is not None else None
             if item is not None and row.level == HEAD:
                 outcome.update(self._raise(session, row, item))
-            finished.append({"id": row.id, "status": EscalationStatus.DONE.value, "outcome": outcome,
+            finished.append({"id": row.id, "status": EscalationStatus.DONE, "outcome": outcome,
                              "assignee_id": assignee_id})
             _record_rung(session, row, item, now, {"level": row.level, "deadline": row.deadline.isoformat(), **outcome})
             result.fired += 1
@@ -519,7 +519,7 @@ class EscalationService:
         """The moment the next pending rung is due (the scheduler sleeps until then)."""
         with self.engine.reading() as session:
             return session.scalar(select(Escalation.due_at).where(
-                Escalation.status == EscalationStatus.PENDING.value).order_by(Escalation.due_at).limit(1))
+                Escalation.status == EscalationStatus.PENDING).order_by(Escalation.due_at).limit(1))
 
 
 def meet_instance_deadlines(session: Session, instance_id: int, at: datetime, name: str | None = None) -> None:
@@ -540,7 +540,7 @@ def _cancel_if_pending():
     # A CASE rather than "AND status = 'pending'" in the WHERE clause: the statement then
     # stays on the item's (or key's) index instead of SQLite's planner picking the status
     # index, which holds every pending rung.
-    return case((Escalation.status == EscalationStatus.PENDING.value, EscalationStatus.CANCELLED.value),
+    return case((Escalation.status == EscalationStatus.PENDING, EscalationStatus.CANCELLED),
                 else_=Escalation.status)
 
 

@@ -53,7 +53,7 @@ def notify(session: Session, user: User, *, kind: str, subject: str, body: str, 
     if EMAIL in channels and user.email:
         session.add(OutboxMessage(channel=EMAIL, recipient=user.email, subject=subject[:300], body=body,
                                   notification=notification,
-                                  status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=now,
+                                  status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now,
                                   created_at=now))
         used.append(EMAIL)
     return used
@@ -110,10 +110,10 @@ def resend(engine, message_id: int) -> OutboxMessage:
         if message is None:
             raise NotFound(_("There is no outbox message %(message_id)s.", message_id=message_id),
                            code="outbox_message_not_found")
-        if message.status not in (OutboxStatus.FAILED.value, OutboxStatus.UNCERTAIN.value):
+        if message.status not in (OutboxStatus.FAILED, OutboxStatus.UNCERTAIN):
             raise ValueError(f"Outbox message {message_id} is {message.status}; only failed or uncertain "
                              "messages are resent by hand.")
-        message.status = OutboxStatus.PENDING.value
+        message.status = OutboxStatus.PENDING
         message.next_attempt_at = engine.clock()
         message.attempts = 0
         message.claimed_by = message.claimed_at = None
@@ -187,7 +187,7 @@ class OutboxSender:
         with self.engine.transaction() as session:
             rows = session.execute(
                 select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.subject, OutboxMessage.body)
-                .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.PENDING.value,
+                .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.PENDING,
                        OutboxMessage.next_attempt_at <= now)
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(self.batch)
@@ -198,8 +198,8 @@ class OutboxSender:
                 # Conditional: only the sender that moves it from pending owns it.
                 changed = session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.PENDING.value)
-                    .values(status=OutboxStatus.SENDING.value, claimed_at=now, claimed_by=self.worker,
+                    .where(OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.PENDING)
+                    .values(status=OutboxStatus.SENDING, claimed_at=now, claimed_by=self.worker,
                             attempts=OutboxMessage.attempts + 1)
                 ).rowcount
                 if changed:
@@ -215,7 +215,7 @@ class OutboxSender:
         with self.engine.transaction() as session:
             session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.claimed_by == self.worker)
-                .values(status=OutboxStatus.SENT.value, sent_at=now, result=answer)
+                .values(status=OutboxStatus.SENT, sent_at=now, result=answer)
             )
         return "sent"
 
@@ -224,11 +224,11 @@ class OutboxSender:
         with self.engine.transaction() as session:
             message = session.get(OutboxMessage, message_id)
             if message.attempts >= self.max_attempts:
-                message.status, outcome = OutboxStatus.FAILED.value, "failed"
+                message.status, outcome = OutboxStatus.FAILED, "failed"
                 log.error("Giving up on outbox message %s to %s after %s attempts: %s",
                           message_id, message.recipient, message.attempts, reason)
             else:
-                message.status, outcome = OutboxStatus.PENDING.value, "retried"
+                message.status, outcome = OutboxStatus.PENDING, "retried"
                 message.next_attempt_at = now + self.first_retry * (2 ** (message.attempts - 1))
                 log.warning("Outbox message %s to %s failed (attempt %s), retrying at %s: %s",
                             message_id, message.recipient, message.attempts, message.next_attempt_at, reason)
@@ -240,9 +240,9 @@ class OutboxSender:
         with self.engine.transaction() as session:
             return session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.SENDING.value,
+                .where(OutboxMessage.channel == self.channel, OutboxMessage.status == OutboxStatus.SENDING,
                        OutboxMessage.claimed_at < cutoff)
-                .values(status=OutboxStatus.UNCERTAIN.value,
+                .values(status=OutboxStatus.UNCERTAIN,
                         result="the sender stopped after claiming it; it may have been sent, so it is not resent")
             ).rowcount
 

@@ -54,10 +54,10 @@ log = logging.getLogger(__name__)
 WEBHOOK = "webhook"
 # History event type -> webhook event type.
 _STEP_EVENTS = {
-    EventType.INSTANCE_STARTED.value: "instance.started",
-    EventType.INSTANCE_COMPLETED.value: "instance.completed",
-    EventType.WORK_ITEM_CREATED.value: "work_item.created",
-    EventType.WORK_ITEM_COMPLETED.value: "work_item.completed",
+    EventType.INSTANCE_STARTED: "instance.started",
+    EventType.INSTANCE_COMPLETED: "instance.completed",
+    EventType.WORK_ITEM_CREATED: "work_item.created",
+    EventType.WORK_ITEM_COMPLETED: "work_item.completed",
 }
 EVENT_TYPES = (*_STEP_EVENTS.values(), "work_item.escalated", "instance.escalated")
 SIGNATURE_HEADER = "X-Crmflow-Signature"
@@ -145,7 +145,7 @@ class EventWriter:
             }
             body = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
             rows += [{"channel": WEBHOOK, "recipient": url, "subject": kind, "body": body,
-                      "status": OutboxStatus.PENDING.value, "attempts": 0, "next_attempt_at": at, "created_at": at}
+                      "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": at, "created_at": at}
                      for url in self.settings.urls]
         session.execute(insert(OutboxMessage), rows)
 

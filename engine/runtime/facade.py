@@ -323,7 +323,7 @@ class Engine:
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update({**data, **initiators})
         row = {"definition_id": definition_id, "process_key": process_key, "business_key": business_key,
-               "status": InstanceStatus.RUNNING.value, "state": "", "version": 1, "started_by": started_by,
+               "status": InstanceStatus.RUNNING, "state": "", "version": 1, "started_by": started_by,
                "started_at": now, "updated_at": now}
         instance_id = session.execute(sql.INSERT_INSTANCE, row).inserted_primary_key[0]
         key = None
@@ -356,7 +356,7 @@ class Engine:
                 select(HistoryEvent).where(HistoryEvent.instance_id == instance_id).order_by(HistoryEvent.id)
             ))
             items = list(session.scalars(
-                select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.status == ItemStatus.OPEN.value)
+                select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.status == ItemStatus.OPEN)
                 .options(selectinload(WorkItem.candidates)).order_by(WorkItem.id)
             ))
         return InstanceDetails(instance, workflow_data(workflow), items, history)
@@ -368,7 +368,7 @@ class Engine:
             live = lock_instance(session, sql.LOCK_INSTANCE, instance_id=instance_id)
             if live is None:
                 raise InstanceNotFound(instance_id)
-            if live.status == InstanceStatus.RUNNING.value:
+            if live.status == InstanceStatus.RUNNING:
                 workflow = self._load(live, session)
                 self._stepper.advance(session, live, workflow, self.clock(), actor=None, changed=workflow.refresh_timers)
             return session.get(ProcessInstance, instance_id)
@@ -381,7 +381,7 @@ class Engine:
         with self.reading() as session:
             return list(session.scalars(
                 select(ProcessInstance.id)
-                .where(ProcessInstance.status == InstanceStatus.RUNNING.value, ProcessInstance.next_wakeup_at <= now)
+                .where(ProcessInstance.status == InstanceStatus.RUNNING, ProcessInstance.next_wakeup_at <= now)
                 .order_by(ProcessInstance.next_wakeup_at)
                 .limit(limit)
             ))
@@ -438,7 +438,7 @@ class Engine:
         """One step of ``instance_id`` that receives ``message``; the element that received it,
         or None when the instance does not wait for it (any more)."""
         live = lock_instance(session, sql.LOCK_INSTANCE, instance_id=instance_id)
-        if live is None or live.status != InstanceStatus.RUNNING.value:
+        if live is None or live.status != InstanceStatus.RUNNING:
             return None
         workflow = self._load(live, session)
         waiting = [s for s in subscriptions(workflow).values() if s.name == message.name and s.key == message.key]
@@ -466,7 +466,7 @@ class Engine:
         assignee: str | None = None,
         queue_of: str | None = None,
         candidate_group: str | None = None,
-        status: str | None = ItemStatus.OPEN.value,
+        status: str | None = ItemStatus.OPEN,
         overdue: bool | None = None,
         instance_id: int | None = None,
         limit: int = 200,
@@ -566,7 +566,7 @@ class Engine:
             if live is None:
                 raise WorkItemNotFound(item_id)
             item = session.execute(sql.LOCK_ITEM, {"item_id": item_id}).one()
-            if item.status != ItemStatus.OPEN.value:
+            if item.status != ItemStatus.OPEN:
                 raise WorkItemClosed(item.id, item.status, users.name_of(item.completed_by_id))
             if expected_version is not None and item.version != expected_version:
                 raise StaleWorkItem(item.id, expected_version, item.version)
@@ -587,7 +587,7 @@ class Engine:
             submitted = json_safe(values)
             now = self.clock()
             versioned_write(session, sql.COMPLETE_ITEM, item.id, item.version, {
-                "status": ItemStatus.COMPLETED.value, "completed_at": now, "submitted_data": submitted,
+                "status": ItemStatus.COMPLETED, "completed_at": now, "submitted_data": submitted,
                 "assignee_id": item.assignee_id or performer.id, "completed_by_id": performer.id,
             })
             record(session, EventType.WORK_ITEM_COMPLETED, now, performer.username, live.id, item.id,
@@ -599,7 +599,7 @@ class Engine:
 
             self._stepper.advance(session, live, workflow, now, actor=performer.username, changed=run_task,
                                   completed=item, users=users)
-            return CompletedItem(item.id, live.id, item.name, item.stage, ItemStatus.COMPLETED.value,
+            return CompletedItem(item.id, live.id, item.name, item.stage, ItemStatus.COMPLETED,
                                  item.version + 1, performer.username, now, submitted)
 
         return self.atomically(step)

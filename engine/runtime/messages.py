@@ -68,12 +68,12 @@ DELETE_SUBSCRIPTIONS = _SUBSCRIPTIONS.delete().where(
     _SUBSCRIPTIONS.c.instance_id == bindparam("instance_id"),
     _SUBSCRIPTIONS.c.task_id.in_(bindparam("task_ids", expanding=True)))
 MARK_DELIVERED = (_MESSAGES.update().where(_MESSAGES.c.id == bindparam("message_id"))
-                  .values(status=MessageStatus.DELIVERED.value, delivered_at=bindparam("now")))
+                  .values(status=MessageStatus.DELIVERED, delivered_at=bindparam("now")))
 # A kept message for a task that has just begun to wait (not one the instance sent itself).
 KEPT_MESSAGE = (
     select(_MESSAGES.c.id, _MESSAGES.c.name, _MESSAGES.c.correlation_key, _MESSAGES.c.payload,
            _MESSAGES.c.sender_instance_id)
-    .where(_MESSAGES.c.status == MessageStatus.PENDING.value, _MESSAGES.c.name == bindparam("name"),
+    .where(_MESSAGES.c.status == MessageStatus.PENDING, _MESSAGES.c.name == bindparam("name"),
            _MESSAGES.c.correlation_key == bindparam("key"), _MESSAGES.c.expires_at > bindparam("now"),
            or_(_MESSAGES.c.sender_instance_id.is_(None), _MESSAGES.c.sender_instance_id != bindparam("instance_id")))
     .order_by(_MESSAGES.c.id).limit(1).with_for_update(skip_locked=True)
@@ -82,7 +82,7 @@ RECEIVERS = (
     select(_SUBSCRIPTIONS.c.instance_id).distinct()
     .join(_INSTANCES, _INSTANCES.c.id == _SUBSCRIPTIONS.c.instance_id)
     .where(_SUBSCRIPTIONS.c.name == bindparam("name"), _SUBSCRIPTIONS.c.correlation_key == bindparam("key"),
-           _INSTANCES.c.status == InstanceStatus.RUNNING.value,
+           _INSTANCES.c.status == InstanceStatus.RUNNING,
            or_(bindparam("sender", type_=_INSTANCES.c.id.type).is_(None),
                _SUBSCRIPTIONS.c.instance_id != bindparam("sender", type_=_INSTANCES.c.id.type)),
            ~exists().where(_DELIVERIES.c.message_id == bindparam("message_id"),
@@ -188,7 +188,7 @@ class Messages:
         message_id = session.execute(INSERT_MESSAGE, {
             "name": name, "correlation_key": key, "payload": payload, "sender_instance_id": sender_id,
             "sender_element": sender_element, "published_at": now, "expires_at": expires_at,
-            "status": MessageStatus.PENDING.value, "delivered_at": None,
+            "status": MessageStatus.PENDING, "delivered_at": None,
         }).inserted_primary_key[0]
         message = Message(message_id, name, key, payload, sender_id)
         outcome = self.deliver(session, message, now, start_processes=True)
@@ -248,8 +248,8 @@ class Messages:
     def expire(session: Session, now: datetime) -> int:
         return session.execute(
             update(PublishedMessage)
-            .where(PublishedMessage.status == MessageStatus.PENDING.value, PublishedMessage.expires_at <= now)
-            .values(status=MessageStatus.EXPIRED.value)
+            .where(PublishedMessage.status == MessageStatus.PENDING, PublishedMessage.expires_at <= now)
+            .values(status=MessageStatus.EXPIRED)
         ).rowcount
 
     @staticmethod
@@ -259,7 +259,7 @@ class Messages:
             select(PublishedMessage.id).distinct()
             .join(MessageSubscription, and_(MessageSubscription.name == PublishedMessage.name,
                                             MessageSubscription.correlation_key == PublishedMessage.correlation_key))
-            .where(PublishedMessage.status == MessageStatus.PENDING.value, PublishedMessage.expires_at > now,
+            .where(PublishedMessage.status == MessageStatus.PENDING, PublishedMessage.expires_at > now,
                    or_(PublishedMessage.sender_instance_id.is_(None),
                        MessageSubscription.instance_id != PublishedMessage.sender_instance_id),
                    ~exists().where(MessageDelivery.message_id == PublishedMessage.id,
@@ -273,7 +273,7 @@ class Messages:
         row = session.execute(
             select(PublishedMessage.id, PublishedMessage.name, PublishedMessage.correlation_key,
                    PublishedMessage.payload, PublishedMessage.sender_instance_id)
-            .where(PublishedMessage.id == message_id, PublishedMessage.status == MessageStatus.PENDING.value,
+            .where(PublishedMessage.id == message_id, PublishedMessage.status == MessageStatus.PENDING,
                    PublishedMessage.expires_at > now)
             .with_for_update(skip_locked=True)
         ).first()

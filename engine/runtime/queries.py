@@ -196,7 +196,7 @@ class WorkItemQuery:
     query. ``status`` None means any status."""
 
     scopes: tuple[Scope, ...] = ()
-    status: str | None = ItemStatus.OPEN.value
+    status: str | None = ItemStatus.OPEN
     instance_id: int | None = None
     ids: tuple[int, ...] | None = None
     search: str | None = None  # in the instance's business key or the item's name

@@ -36,7 +36,7 @@ LOCK_ITEM = select(
     _ITEMS.c.status, _ITEMS.c.version, _ITEMS.c.assignee_id, _ITEMS.c.completed_by_id,
 ).where(_ITEMS.c.id == bindparam("item_id")).with_for_update()
 OPEN_ITEMS_OF_TASKS = select(_ITEMS.c.id, _ITEMS.c.version, _ITEMS.c.task_spec).where(
-    _ITEMS.c.instance_id == bindparam("instance_id"), _ITEMS.c.status == ItemStatus.OPEN.value,
+    _ITEMS.c.instance_id == bindparam("instance_id"), _ITEMS.c.status == ItemStatus.OPEN,
     _ITEMS.c.task_id.in_(bindparam("task_ids", expanding=True)),
 )
 USER_BY_NAME = select(_USERS.c.id, _USERS.c.username).where(_USERS.c.username == bindparam("username"))

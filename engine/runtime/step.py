@@ -125,7 +125,7 @@ class Stepper:
         if timers_before:
             record(session, EventType.TIMER_FIRED, now, None, live.id, detail={"count": timers_before})
         record_events(session, [
-            HistoryEvent(instance_id=live.id, type=EventType.TASK_COMPLETED.value, at=now, actor=actor,
+            HistoryEvent(instance_id=live.id, type=EventType.TASK_COMPLETED, at=now, actor=actor,
                          task_spec=t.task_spec.bpmn_id, detail={"name": t.task_spec.bpmn_name})
             for t in all_tasks(workflow)
             if t.id not in finished_before and t.state == TaskState.COMPLETED and t.task_spec.bpmn_id
@@ -138,7 +138,7 @@ class Stepper:
 
         if workflow.is_completed():
             record(session, EventType.INSTANCE_COMPLETED, now, actor, live.id)
-            status, ended_at, current_stage, next_wakeup_at = InstanceStatus.COMPLETED.value, now, None, None
+            status, ended_at, current_stage, next_wakeup_at = InstanceStatus.COMPLETED, now, None, None
         else:
             status, ended_at, next_wakeup_at = live.status, live.ended_at, next_wakeup(workflow)
             compact(workflow)
@@ -181,7 +181,7 @@ class Stepper:
             cancelled = session.execute(sql.OPEN_ITEMS_OF_TASKS, {"instance_id": live.id, "task_ids": gone})
             for item in cancelled:
                 versioned_write(session, sql.CANCEL_ITEM, item.id, item.version,
-                                 {"status": ItemStatus.CANCELLED.value, "completed_at": now})
+                                 {"status": ItemStatus.CANCELLED, "completed_at": now})
                 record(session, EventType.WORK_ITEM_CANCELLED, now, None, live.id, item.id, item.task_spec,
                         detail={"reason": "the process moved on without this step"})
         opened = [self._create_item(session, live, task, now, users)
@@ -218,7 +218,7 @@ class Stepper:
             "lane": spec.lane,
             "assignee_id": assignee.id if assignee else None,
             "priority": assignment.priority,
-            "status": ItemStatus.OPEN.value,
+            "status": ItemStatus.OPEN,
             "version": 1,
             "created_at": now,
             "due_at": assignment.due_at,

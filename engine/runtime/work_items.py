@@ -41,7 +41,7 @@ def get_item(session: Session, item_id: int) -> WorkItem:
 
 
 def require_open(item: WorkItem) -> None:
-    if item.status != ItemStatus.OPEN.value:
+    if item.status != ItemStatus.OPEN:
         by = item.completed_by.username if item.completed_by else None
         raise WorkItemClosed(item.id, item.status, by)
 

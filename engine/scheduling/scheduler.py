@@ -125,7 +125,7 @@ class Scheduler:
         instance's own step, may have moved it on since this wake-up was planned)."""
         with self.engine.reading() as session:
             moment = session.scalar(select(ProcessInstance.next_wakeup_at).where(
-                ProcessInstance.id == instance_id, ProcessInstance.status == InstanceStatus.RUNNING.value))
+                ProcessInstance.id == instance_id, ProcessInstance.status == InstanceStatus.RUNNING))
         if moment is None or moment > self.engine.clock():
             return
         try:
@@ -168,7 +168,7 @@ class Scheduler:
         with self.engine.reading() as session:
             return list(session.execute(
                 select(ProcessInstance.id, ProcessInstance.next_wakeup_at)
-                .where(ProcessInstance.status == InstanceStatus.RUNNING.value,
+                .where(ProcessInstance.status == InstanceStatus.RUNNING,
                        ProcessInstance.next_wakeup_at <= horizon)
                 .order_by(ProcessInstance.next_wakeup_at)
                 .limit(limit)

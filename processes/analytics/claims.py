@@ -126,7 +126,7 @@ def _claims_groups(session: Session, cohort: ColumnElement[bool], working_days: 
     took and was allowed are counted once (a materialized CTE) for the percentiles of all
     three groupings, in another."""
     resolved = Claim.resolved_at.is_not(None)
-    figures = (func.count(), count_if(resolved), count_if(Claim.status != ClaimStatus.CLOSED.value),
+    figures = (func.count(), count_if(resolved), count_if(Claim.status != ClaimStatus.CLOSED),
                *(count_if(Claim.resolution == resolution) for resolution in RESOLUTIONS),
                count_if(and_(resolved, Claim.resolved_at <= Claim.response_due_at)))
     no_key = literal(None, String())

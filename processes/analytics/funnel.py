@@ -16,7 +16,7 @@ from processes.analytics.sql import MEDIAN, P90, count_if, percentile_values, pe
 from processes.models import Deal, DealKind, DealMove, DealStatus
 from processes.stages import STAGE_CODES, WON
 
-FUNNEL_KINDS = (DealKind.TYPICAL.value, DealKind.MANUAL.value)  # the kinds with stages
+FUNNEL_KINDS = (DealKind.TYPICAL, DealKind.MANUAL)  # the kinds with stages
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def sales_funnel(session: Session, window: Window, *, kinds: Collection[str] = F
         outcome[status][0] += deals
         outcome[status][1] += Decimal(str(revenue or 0))
         furthest[furthest_stage] += deals
-        if status == DealStatus.LOST.value:
+        if status == DealStatus.LOST:
             lost_by_stage[stage, reason] += deals
     # The width at each stage: the deals whose furthest point is that stage or beyond.
     positions = [*STAGE_CODES, WON]
@@ -115,12 +115,12 @@ def sales_funnel(session: Session, window: Window, *, kinds: Collection[str] = F
             lost=sum(deals for (stage, _), deals in lost_by_stage.items() if stage == code),
             median_days=median, p90_days=p90,
         ))
-    won, won_revenue = outcome.get(DealStatus.WON.value, (0, 0))
+    won, won_revenue = outcome.get(DealStatus.WON, (0, 0))
     return Funnel(
         deals=sum(deals for deals, _ in outcome.values()),
         won=won,
-        lost=outcome.get(DealStatus.LOST.value, (0, 0))[0],
-        in_progress=outcome.get(DealStatus.IN_PROGRESS.value, (0, 0))[0],
+        lost=outcome.get(DealStatus.LOST, (0, 0))[0],
+        in_progress=outcome.get(DealStatus.IN_PROGRESS, (0, 0))[0],
         revenue_won=Decimal(won_revenue).quantize(Decimal("0.01")),
         stages=stages,
         lost_reasons=lost_reasons,

@@ -101,8 +101,8 @@ def _manager_figures(session: Session, windows: Sequence[Window], people: list[i
              .cte("window_deals").prefix_with("MATERIALIZED"))
 
     def deals_of(window: Window) -> Select:
-        won = and_(deals.c.status == DealStatus.WON.value, within(deals.c.closed_at, window))
-        lost = and_(deals.c.status == DealStatus.LOST.value, within(deals.c.closed_at, window))
+        won = and_(deals.c.status == DealStatus.WON, within(deals.c.closed_at, window))
+        lost = and_(deals.c.status == DealStatus.LOST, within(deals.c.closed_at, window))
         return (select(deals.c.curator_id, count_if(within(deals.c.created_at, window)), count_if(won),
                        count_if(lost), func.sum(case((won, deals.c.amount))))
                 .where(or_(within(deals.c.created_at, window), within(deals.c.closed_at, window)))
@@ -116,7 +116,7 @@ def _manager_figures(session: Session, windows: Sequence[Window], people: list[i
     late = or_(WorkItem.completed_at > WorkItem.due_at, and_(WorkItem.completed_at.is_(None), WorkItem.due_at < now))
     # Cancelled steps were never anyone's to finish; the IN keeps the indexes on (assignee,
     # status, due, ...) and (status, due, ...) usable for the window's range.
-    counted = WorkItem.status.in_([ItemStatus.OPEN.value, ItemStatus.COMPLETED.value])
+    counted = WorkItem.status.in_([ItemStatus.OPEN, ItemStatus.COMPLETED])
 
     def items_of(window: Window) -> Select:
         items, (due, done) = working_days.numbered(
@@ -134,7 +134,7 @@ def _manager_figures(session: Session, windows: Sequence[Window], people: list[i
     # due, level, assignee).
     def escalations_of(window: Window) -> Select:
         return (select(Escalation.assignee_id, func.count())
-                .where(Escalation.status == EscalationStatus.DONE.value, within(Escalation.due_at, window),
+                .where(Escalation.status == EscalationStatus.DONE, within(Escalation.due_at, window),
                        Escalation.level.in_([BREACH, HEAD]), among(Escalation.assignee_id))
                 .group_by(Escalation.assignee_id))
 

@@ -52,7 +52,7 @@ class ClaimBehind:
 
 
 def _deals_in_progress(curators: Collection[int] | None) -> ColumnElement[bool]:
-    condition = and_(Deal.status == DealStatus.IN_PROGRESS.value, Deal.current_stage.is_not(None))
+    condition = and_(Deal.status == DealStatus.IN_PROGRESS, Deal.current_stage.is_not(None))
     if curators is not None:
         condition = and_(condition, Deal.curator_id.in_(list(curators)))
     return condition
@@ -96,7 +96,7 @@ def deals_behind(session: Session, today: date, curators: Collection[int] | None
 def _open_claims(officers: Collection[str] | None, untriaged: bool) -> ColumnElement[bool]:
     """Claims not closed; with ``officers``, those of these responsible officers, and with
     ``untriaged`` also those that have no officer yet (the triage queue)."""
-    condition = Claim.status != ClaimStatus.CLOSED.value
+    condition = Claim.status != ClaimStatus.CLOSED
     if officers is None:
         return condition
     mine = Claim.responsible_officer.in_(list(officers))
@@ -105,7 +105,7 @@ def _open_claims(officers: Collection[str] | None, untriaged: bool) -> ColumnEle
 
 def oldest_open_claim_deadline(session: Session) -> datetime | None:
     """The earliest response deadline of an open claim: how far back lateness is counted."""
-    return session.scalar(select(func.min(Claim.response_due_at)).where(Claim.status != ClaimStatus.CLOSED.value))
+    return session.scalar(select(func.min(Claim.response_due_at)).where(Claim.status != ClaimStatus.CLOSED))
 
 
 def claims_behind_by_status(session: Session, now: datetime, working_days: WorkingDays,

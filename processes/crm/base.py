@@ -35,4 +35,4 @@ def get_record(session: Session, model, id_: int, what: str):
 
 def manages(session: Session, actor: User, subject: User) -> bool:
     """An admin, or someone responsible for ``subject`` (up the line, or heading their group)."""
-    return Role.ADMIN.value in actor.role_set or people.responsible_for(session, actor, subject)
+    return Role.ADMIN in actor.role_set or people.responsible_for(session, actor, subject)

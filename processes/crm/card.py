@@ -20,14 +20,14 @@ from processes.texts import _, ngettext
 
 # The statuses of deals and claims, as the card's one-line description says them.
 STATUS_TEXTS = {
-    DealStatus.IN_PROGRESS.value: _("in progress"),
-    DealStatus.WON.value: _("won"),
-    DealStatus.LOST.value: _("lost"),
-    ClaimStatus.TRIAGE.value: _("triage"),
-    ClaimStatus.INVESTIGATION.value: _("investigation"),
-    ClaimStatus.RESOLUTION.value: _("resolution"),
-    ClaimStatus.INFORMING.value: _("informing the customer"),
-    ClaimStatus.CLOSED.value: _("closed"),
+    DealStatus.IN_PROGRESS: _("in progress"),
+    DealStatus.WON: _("won"),
+    DealStatus.LOST: _("lost"),
+    ClaimStatus.TRIAGE: _("triage"),
+    ClaimStatus.INVESTIGATION: _("investigation"),
+    ClaimStatus.RESOLUTION: _("resolution"),
+    ClaimStatus.INFORMING: _("informing the customer"),
+    ClaimStatus.CLOSED: _("closed"),
 }
 
 
@@ -71,11 +71,11 @@ class CustomerCard:
     @property
     def summary(self) -> Listing:
         """The customer's deals and claims counted in a sentence, with how far behind plan."""
-        running = [p for p in self.processes if p.kind != "claim" and p.status == DealStatus.IN_PROGRESS.value]
+        running = [p for p in self.processes if p.kind != "claim" and p.status == DealStatus.IN_PROGRESS]
         behind = [p for p in running if p.deviation_days and p.deviation_days > 0]
-        won = sum(1 for p in self.processes if p.status == DealStatus.WON.value)
-        lost = sum(1 for p in self.processes if p.status == DealStatus.LOST.value)
-        open_claims = sum(1 for p in self.processes if p.kind == "claim" and p.status != ClaimStatus.CLOSED.value)
+        won = sum(1 for p in self.processes if p.status == DealStatus.WON)
+        lost = sum(1 for p in self.processes if p.status == DealStatus.LOST)
+        open_claims = sum(1 for p in self.processes if p.kind == "claim" and p.status != ClaimStatus.CLOSED)
         counts = Listing([ngettext("%(num)d running deal", "%(num)d running deals", len(running)),
                           ngettext("%(num)d won", "%(num)d won", won),
                           ngettext("%(num)d lost", "%(num)d lost", lost),
@@ -115,7 +115,7 @@ class CustomerCards(CrmBase):
                 instance_ids.append(task.instance_id)
             open_items: dict[int, list[WorkItem]] = {}
             for item in session.scalars(select(WorkItem).where(WorkItem.instance_id.in_(instance_ids),
-                                                                WorkItem.status == ItemStatus.OPEN.value)
+                                                                WorkItem.status == ItemStatus.OPEN)
                                         .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)):
                 open_items.setdefault(item.instance_id, []).append(item)
             processes = []
@@ -124,14 +124,14 @@ class CustomerCards(CrmBase):
                          for i in open_items.get(iid, [])]
                 items.sort(key=lambda i: (i.due_at is None, i.due_at or now))
                 planned = {p.stage: p.planned_end for p in deal.plan}.get(deal.current_stage)
-                deviation = (today - planned).days if planned and deal.status == DealStatus.IN_PROGRESS.value else None
+                deviation = (today - planned).days if planned and deal.status == DealStatus.IN_PROGRESS else None
                 processes.append(card_process(deal.kind, deal.id, deal.number, deal.title, deal.status,
                                                BY_CODE[deal.current_stage].label if deal.current_stage else None,
                                                deal.curator.username, planned, deviation, items, now))
             for claim in claims:
                 items = open_items.get(claim.instance_id, [])
                 deviation = None
-                if claim.status != ClaimStatus.CLOSED.value:
+                if claim.status != ClaimStatus.CLOSED:
                     deviation = (today - claim.response_due_at.date()).days
                 processes.append(card_process("claim", claim.id, claim.number, claim.essence[:80], claim.status,
                                                claim.status.replace("_", " "), claim.responsible_officer,

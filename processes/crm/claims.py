@@ -86,7 +86,7 @@ class Claims(CrmBase):
             claim = Claim(
                 customer_id=customer.id, complainant=draft.complainant.strip(), essence=draft.essence.strip(),
                 reason=draft.reason, guilty_department=draft.guilty_department, guilty_employee=guilty,
-                deal_id=draft.deal_id, status=ClaimStatus.TRIAGE.value, registered_at=now, registered_by=by,
+                deal_id=draft.deal_id, status=ClaimStatus.TRIAGE, registered_at=now, registered_by=by,
                 response_due_at=due, instance_id=instance_id,
                 attachments=[ClaimAttachment(filename=name, content_type=content_type or "application/octet-stream",
                                              size=len(content), content=content)
@@ -169,7 +169,7 @@ def plan_problems(session: Session, text: str, today: date) -> dict[str, FieldEr
 
 def record_plan(session: Session, claim: Claim, text: str, events: list[HistoryEvent]) -> None:
     created = [session.get(WorkItem, e.work_item_id) for e in events
-               if e.type == EventType.WORK_ITEM_CREATED.value and e.task_spec == "do_activity"]
+               if e.type == EventType.WORK_ITEM_CREATED and e.task_spec == "do_activity"]
     for _number, (owner, due, description) in parse_plan(text):
         due_on = date.fromisoformat(due)
         match = next((item for item in created if item.assignee and item.assignee.username == owner

@@ -63,7 +63,7 @@ class Deals(CrmBase):
                                                                  value=repr(amount)))
         if first_stage not in STAGE_CODES:
             errors["first_stage"] = one_of(STAGE_CODES)
-        elif kind == DealKind.TYPICAL.value and first_stage != STAGES[0].code:
+        elif kind == DealKind.TYPICAL and first_stage != STAGES[0].code:
             errors["first_stage"] = FieldError("typical_starts_first", _("a typical sale always starts at the first "
                                                                          "contact"))
         if errors:
@@ -81,7 +81,7 @@ class Deals(CrmBase):
         fields = dict(kind=kind, title=title.strip(), customer_id=customer.id, curator_id=curator_user.id,
                       amount=parsed_amount, created_by=by)
 
-        if kind == DealKind.PROJECT.value:
+        if kind == DealKind.PROJECT:
             with self.engine.transaction() as session:
                 deal = self.new_deal(session, fields, instance_id=None, first_stage=None)
             return self.deal(deal.id)
@@ -94,15 +94,15 @@ class Deals(CrmBase):
 
         data = {"curator": curator, "customer_name": customer.name, "deal_title": title.strip(),
                 "amount": float(parsed_amount) if parsed_amount is not None else None}
-        if kind == DealKind.MANUAL.value:
+        if kind == DealKind.MANUAL:
             data.update(stage=first_stage, move_reason=None)
         self.engine.start(DEAL_PROCESSES[kind], data, started_by=by, within=create)
         return self.deal(created[-1].id)
 
     def new_deal(self, session: Session, fields: dict, instance_id: int | None, first_stage: str | None) -> Deal:
         now = self.now
-        deal = Deal(**fields, instance_id=instance_id, status=DealStatus.IN_PROGRESS.value, created_at=now)
-        if fields["kind"] != DealKind.PROJECT.value:
+        deal = Deal(**fields, instance_id=instance_id, status=DealStatus.IN_PROGRESS, created_at=now)
+        if fields["kind"] != DealKind.PROJECT:
             # The plan: each stage from the first one on ends after its planned duration.
             end = now.date()
             for stage in STAGES[STAGE_CODES.index(first_stage):]:
@@ -149,7 +149,7 @@ class Deals(CrmBase):
         for stage in STAGES:
             end = planned.get(stage.code)
             actual = left.get(stage.code)
-            if actual is None and stage.code == deal.current_stage and deal.status == DealStatus.IN_PROGRESS.value:
+            if actual is None and stage.code == deal.current_stage and deal.status == DealStatus.IN_PROGRESS:
                 reference = today
             else:
                 reference = actual.date() if actual else None
@@ -169,7 +169,7 @@ class Deals(CrmBase):
             if unknown:
                 raise InvalidData("stage plan", {stage: FieldError("not_a_stage", _("is not a sales stage"))
                                                  for stage in unknown})
-            if deal.kind == DealKind.PROJECT.value:
+            if deal.kind == DealKind.PROJECT:
                 raise InvalidData("stage plan", {"deal": FieldError("no_stages", _("a project deal has no stages"))})
             existing = {p.stage: p for p in deal.plan}
             for stage, planned_end in planned_ends.items():
@@ -195,10 +195,10 @@ class Deals(CrmBase):
             if actor.id != deal.curator_id and not manages(session, actor, deal.curator):
                 raise NotAuthorized(_("%(user)s may not add tasks to %(deal)s: it is %(curator)s's deal.",
                                       user=by, deal=deal.number, curator=deal.curator.username), code="not_curator")
-            if deal.kind != DealKind.PROJECT.value:
+            if deal.kind != DealKind.PROJECT:
                 errors["deal"] = FieldError("steps_from_process", _("%(deal)s is a %(kind)s deal: its steps come from "
                                                                     "its process", deal=deal.number, kind=deal.kind))
-            elif deal.status != DealStatus.IN_PROGRESS.value:
+            elif deal.status != DealStatus.IN_PROGRESS:
                 errors["deal"] = FieldError("deal_closed", _("%(deal)s is closed (%(status)s)", deal=deal.number,
                                                              status=deal.status))
             if people.find_user(session, owner) is None:
@@ -231,10 +231,10 @@ class Deals(CrmBase):
                 raise InvalidData("deal", {"outcome": FieldError("not_an_option", _("must be won or lost"))})
             if outcome == LOST and lost_reason not in LOST_REASONS:
                 raise InvalidData("deal", {"lost_reason": one_of(LOST_REASONS)})
-            if deal.kind != DealKind.PROJECT.value:
+            if deal.kind != DealKind.PROJECT:
                 raise InvalidData("deal", {"kind": FieldError("closed_by_process", _(
                     "only a project deal is closed by hand; the others by their process"))})
-            if deal.status != DealStatus.IN_PROGRESS.value:
+            if deal.status != DealStatus.IN_PROGRESS:
                 raise InvalidData("deal", {"status": FieldError("deal_closed", _(
                     "%(deal)s is already %(status)s", deal=deal.number, status=deal.status))})
             open_tasks = session.scalar(select(func.count()).select_from(DealTask)

@@ -40,7 +40,7 @@ def submitted(events: list[HistoryEvent]) -> tuple[str | None, dict[str, Any]]:
     """Who completed a step in this transaction, and the values of the form."""
     actor, data = None, {}
     for event in events:
-        if event.type == EventType.WORK_ITEM_COMPLETED.value:
+        if event.type == EventType.WORK_ITEM_COMPLETED:
             actor = event.actor
             data.update((event.detail or {}).get("data") or {})
     return actor, data
@@ -53,15 +53,15 @@ def follow_deal(engine: Engine, session: Session, deal: Deal, events: list[Histo
     actor, data = submitted(events)
     reason = data.get("move_reason") or TYPICAL_BACK_REASONS.get(data.get("outcome"))
     for event in events:
-        if event.type == EventType.STAGE_ENTERED.value:
+        if event.type == EventType.STAGE_ENTERED:
             stage = BY_LABEL.get((event.detail or {}).get("stage"))
             if stage is not None and stage.code != deal.current_stage:
                 move_deal(session, deal, stage.code, actor, event.at, reason)
-        elif event.type == EventType.WORK_ITEM_CREATED.value:
+        elif event.type == EventType.WORK_ITEM_CREATED:
             follow_curator(engine, session, deal, event)
-        elif event.type == EventType.TASK_COMPLETED.value and event.task_spec in ("end_won", "end_lost"):
+        elif event.type == EventType.TASK_COMPLETED and event.task_spec in ("end_won", "end_lost"):
             won = event.task_spec == "end_won"
-            deal.status = DealStatus.WON.value if won else DealStatus.LOST.value
+            deal.status = DealStatus.WON if won else DealStatus.LOST
             deal.closed_at = event.at
             if not won:
                 deal.lost_reason = data.get("lost_reason")
@@ -113,7 +113,7 @@ def follow_curator(engine: Engine, session: Session, deal: Deal, event: HistoryE
 
 def follow_claim(session: Session, claim: Claim, events: list[HistoryEvent], now: datetime) -> None:
     actor, data = submitted(events)
-    completed = {e.task_spec for e in events if e.type == EventType.WORK_ITEM_COMPLETED.value}
+    completed = {e.task_spec for e in events if e.type == EventType.WORK_ITEM_COMPLETED}
     if "triage" in completed:
         officer = people.find_user(session, data.get("responsible_officer") or "")
         if officer is None or not officer.active:
@@ -126,17 +126,17 @@ def follow_claim(session: Session, claim: Claim, events: list[HistoryEvent], now
             raise InvalidData("investigation plan", problems)
         record_plan(session, claim, data["plan"], events)
     for event in events:
-        if event.type == EventType.WORK_ITEM_COMPLETED.value and event.task_spec == "do_activity":
+        if event.type == EventType.WORK_ITEM_COMPLETED and event.task_spec == "do_activity":
             activity = session.scalar(select(ClaimActivity).where(ClaimActivity.work_item_id == event.work_item_id))
             if activity is not None:
                 activity.result = (event.detail or {}).get("data", {}).get("activity_result")
                 activity.done_at = event.at
-        elif event.type == EventType.STAGE_ENTERED.value:
+        elif event.type == EventType.STAGE_ENTERED:
             status = CLAIM_STAGES.get((event.detail or {}).get("stage"))
             if status is not None:
                 claim.status = status
-        elif event.type == EventType.INSTANCE_COMPLETED.value:
-            claim.status = ClaimStatus.CLOSED.value
+        elif event.type == EventType.INSTANCE_COMPLETED:
+            claim.status = ClaimStatus.CLOSED
             claim.closed_at = event.at
     if "resolve" in completed:
         claim.resolution = data.get("resolution")
@@ -144,7 +144,7 @@ def follow_claim(session: Session, claim: Claim, events: list[HistoryEvent], now
         claim.resolved_at = now
     if "inform_customer" in completed:
         session.add(Interaction(
-            customer_id=claim.customer_id, kind=INFORMED_BY[data["informed_by"]], status=InteractionStatus.DONE.value,
+            customer_id=claim.customer_id, kind=INFORMED_BY[data["informed_by"]], status=InteractionStatus.DONE,
             subject=f"Claim {claim.number}: customer informed of the resolution ({claim.resolution})",
             notes=data.get("customer_reaction"), at=now, employee=actor, claim_id=claim.id, deal_id=claim.deal_id,
             created_at=now,
@@ -179,6 +179,6 @@ def follow_processes(engine: Engine, session: Session, events: list[HistoryEvent
 
 def follow_project_task(task: DealTask, events: list[HistoryEvent]) -> None:
     for event in events:
-        if event.type == EventType.WORK_ITEM_COMPLETED.value:
+        if event.type == EventType.WORK_ITEM_COMPLETED:
             task.result = (event.detail or {}).get("data", {}).get("result")
             task.done_at = event.at

@@ -55,7 +55,7 @@ class Handovers(CrmBase):
         now = self.now
         customer.curator = target
         deals = list(session.scalars(select(Deal).where(Deal.customer_id == customer.id,
-                                                          Deal.status == DealStatus.IN_PROGRESS.value)))
+                                                          Deal.status == DealStatus.IN_PROGRESS)))
         instance_ids = [d.instance_id for d in deals if d.instance_id]
         instance_ids += list(session.scalars(select(DealTask.instance_id).where(
             DealTask.deal_id.in_([d.id for d in deals]), DealTask.done_at.is_(None))))
@@ -65,7 +65,7 @@ class Handovers(CrmBase):
         moved = []
         if previous is not None and instance_ids:
             items = session.scalars(select(WorkItem).where(
-                WorkItem.instance_id.in_(instance_ids), WorkItem.status == ItemStatus.OPEN.value,
+                WorkItem.instance_id.in_(instance_ids), WorkItem.status == ItemStatus.OPEN,
                 WorkItem.assignee_id == previous.id).order_by(WorkItem.id).with_for_update(of=WorkItem))
             why = f"curator of {customer.name} changed" + (f": {reason}" if reason else "")
             for item in items:
@@ -83,8 +83,8 @@ class Handovers(CrmBase):
 
 
 def may_change_curator(session: Session, actor: User, curator: User | None) -> bool:
-    if Role.ADMIN.value in actor.role_set:
+    if Role.ADMIN in actor.role_set:
         return True
     if curator is None:
-        return Role.MANAGER.value in actor.role_set
+        return Role.MANAGER in actor.role_set
     return actor.id == curator.id or people.responsible_for(session, actor, curator)

@@ -141,7 +141,7 @@ class CustomerRegistry(CrmBase):
     # -- interactions (D3, C3) ----------------------------------------------------------
 
     def log_interaction(self, customer_id: int, kind: str, subject: str, by: str, *,
-                        status: str = InteractionStatus.DONE.value, at: datetime | None = None,
+                        status: str = InteractionStatus.DONE, at: datetime | None = None,
                         notes: str | None = None, deal_id: int | None = None, claim_id: int | None = None,
                         contact_person_id: int | None = None) -> Interaction:
         errors: dict[str, FieldError] = {}

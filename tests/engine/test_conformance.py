@@ -194,7 +194,7 @@ def test_quoted_timer_literals_are_iso_8601(ann, clock):
     ann.wake(instance.id)
 
     assert [i.name for i in ann.work_items(instance_id=instance.id)] == ["Confirm the order"]
-    assert len([e for e in ann.instance(instance.id).history if e.type == EventType.TIMER_FIRED.value]) == 2
+    assert len([e for e in ann.instance(instance.id).history if e.type == EventType.TIMER_FIRED]) == 2
 
 
 def test_spiffworkflow_pre_and_post_scripts_run(ann):

@@ -142,7 +142,7 @@ def advance_to(scheduler: Scheduler, clock, moment: datetime) -> None:
 
 
 def fired(engine, instance_id) -> list[datetime]:
-    return [e.at for e in engine.instance(instance_id).history if e.type == EventType.TIMER_FIRED.value]
+    return [e.at for e in engine.instance(instance_id).history if e.type == EventType.TIMER_FIRED]
 
 
 def open_items(engine, instance_id) -> list[str]:

@@ -43,7 +43,7 @@ def seed_breaches(engine: Engine, count: int) -> None:
         session.execute(insert(WorkItem), [
             {"id": first + n, "instance_id": instance.id, "task_id": str(uuid.uuid4()), "task_spec": "request",
              "name": f"Breached item {n}", "stage": "Request", "assignee_id": ann, "priority": 50,
-             "status": ItemStatus.OPEN.value, "version": 1, "created_at": deadline - timedelta(days=1),
+             "status": ItemStatus.OPEN, "version": 1, "created_at": deadline - timedelta(days=1),
              "due_at": deadline}
             for n in range(count)
         ])

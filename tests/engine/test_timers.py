@@ -38,7 +38,7 @@ WAIT = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def fired(engine, instance_id) -> list[datetime]:
-    return [e.at for e in engine.instance(instance_id).history if e.type == EventType.TIMER_FIRED.value]
+    return [e.at for e in engine.instance(instance_id).history if e.type == EventType.TIMER_FIRED]
 
 
 def test_a_state_stored_before_the_engine_clock_loads_and_its_timers_fire(engine, clock):
@@ -81,7 +81,7 @@ def test_a_state_stored_before_the_engine_clock_loads_and_its_timers_fire(engine
     assert fired(engine, instance_id) == [first_nudge, first_nudge + timedelta(hours=1), timeout]
     [take_over] = engine.work_items(instance_id=instance_id)
     assert take_over.name == "Take over"
-    [negotiate] = engine.work_items(instance_id=instance_id, status=ItemStatus.CANCELLED.value)
+    [negotiate] = engine.work_items(instance_id=instance_id, status=ItemStatus.CANCELLED)
     assert negotiate.name == "Negotiate"
     assert engine.instance(instance_id).instance.next_wakeup_at is None
 

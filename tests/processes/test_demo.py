@@ -48,7 +48,7 @@ def test_the_demo_company_is_loaded_refused_twice_and_reset(database_url):
         assert {c.status for c in session.scalars(select(Claim))} == {
             "triage", "investigation", "resolution", "informing", "closed"}
         overdue = session.scalar(select(func.count()).select_from(WorkItem).where(
-            WorkItem.status == ItemStatus.OPEN.value, WorkItem.due_at < datetime.now(timezone.utc)))
+            WorkItem.status == ItemStatus.OPEN, WorkItem.due_at < datetime.now(timezone.utc)))
         assert overdue > 5
     engine.dispose()
 

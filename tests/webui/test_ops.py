@@ -83,7 +83,7 @@ def test_metrics_describe_work_escalations_outbox_lag_and_latency(app, system, o
     clock.advance(hours=4)  # the head-of-department rungs fall due; no scheduler sweeps them
     with office.transaction() as session:
         session.add(OutboxMessage(channel="webhook", recipient="http://127.0.0.1:9/hook", subject="x", body="{}",
-                                  status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=clock(),
+                                  status=OutboxStatus.PENDING, attempts=0, next_attempt_at=clock(),
                                   created_at=clock()))
     api = app.test_client()
     token = token_store.create_token(office, "ann", "metrics").secret

@@ -298,7 +298,7 @@ def log_interaction(person: Person, customer_id: int, body: dict[str, Any]):
     with engine_step("log_interaction"):
         interaction = crm().log_interaction(
             customer_id, body["kind"], body["subject"], person.username,
-            status=body.get("status") or InteractionStatus.DONE.value, at=body.get("at"), notes=body.get("notes"),
+            status=body.get("status") or InteractionStatus.DONE, at=body.get("at"), notes=body.get("notes"),
             deal_id=body.get("deal_id"), claim_id=body.get("claim_id"),
             contact_person_id=body.get("contact_person_id"))
     return _interaction_payload(interaction)

@@ -120,7 +120,7 @@ def work_item_payload(item: readmodel.WorkItem, now: datetime) -> dict[str, Any]
         "priority": item.priority, "assignee": item.assignee.username if item.assignee else None,
         "candidate_groups": item.candidate_groups, "candidate_users": item.candidate_users,
         "created_at": moment(item.created_at), "due_at": moment(item.due_at),
-        "overdue": item.status == ItemStatus.OPEN.value and item.due_at is not None and item.due_at < now,
+        "overdue": item.status == ItemStatus.OPEN and item.due_at is not None and item.due_at < now,
         "completed_at": moment(item.completed_at),
         "completed_by": item.completed_by.username if item.completed_by else None,
     }
@@ -177,7 +177,7 @@ def me(person: Person):
     query=(
         Parameter("scope", string(10, enum=SCOPES), "Whose items.", default="all"),
         Parameter("status", string(20, enum=tuple(s.value for s in ItemStatus)),
-                  "Queue and team items are open by definition.", default=ItemStatus.OPEN.value),
+                  "Queue and team items are open by definition.", default=ItemStatus.OPEN),
         Parameter("overdue", boolean(), "Only items past (true) or not past (false) their deadline."),
         Parameter("instance_id", identifier(), "Only the items of one process instance."),
         Parameter("group", string(150, min_length=1), "Only items offered to this group."),
@@ -213,7 +213,7 @@ def _visible_item(person: Person, item_id: int) -> readmodel.WorkItem:
                summary="One work item with the fields of its form", response=WORK_ITEM_DETAIL)
 def get_work_item(person: Person, item_id: int):
     item = _visible_item(person, item_id)
-    fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN.value else []
+    fields = engine().user_task_form(item) if item.status == ItemStatus.OPEN else []
     return {**work_item_payload(item, engine().clock()), "form": [_field_payload(field) for field in fields]}
 
 
@@ -267,7 +267,7 @@ def reassign_work_item(person: Person, item_id: int, body: dict[str, Any]):
         status = readmodel.work_item_status(session, item_id)
         if status is None:
             raise ApiError(404, "not_found", f"There is no work item {item_id}.")
-        if status != ItemStatus.OPEN.value:
+        if status != ItemStatus.OPEN:
             raise ApiError(409, "work_item_closed", f"Work item {item_id} is already {status}.",
                            work_item_id=item_id, item_status=status)
         if not readmodel.in_department(session, person, item_id):
